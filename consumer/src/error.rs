@@ -1,0 +1,29 @@
+//! The consumer's error type.
+
+/// A boxed error from a store, kept as the source of [`Error`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors of the consumer library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A required environment variable is not set.
+    #[error("missing environment variable {0}")]
+    MissingEnv(&'static str),
+    /// An environment variable has a value we cannot use.
+    #[error("invalid environment variable {name}: {reason}")]
+    InvalidEnv {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// S3 PutObject failed (after the SDK's own retries).
+    #[error("S3 PutObject failed")]
+    PutObject(#[source] BoxError),
+    /// DynamoDB BatchWriteItem failed as a whole (after the SDK's own retries).
+    #[error("DynamoDB BatchWriteItem failed")]
+    BatchWrite(#[source] BoxError),
+    /// The event cannot be answered with a valid partial batch response.
+    #[error("invalid SQS event: {0}")]
+    InvalidEvent(String),
+}

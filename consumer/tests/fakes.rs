@@ -1,0 +1,118 @@
+//! In-memory stores for handler tests.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use consumer::{BoxError, Error, ObjectStore, RecordStore};
+use pipeline_core::StoredRecord;
+
+/// Objects by key; puts of keys containing a listed message's id fail.
+#[derive(Default)]
+pub struct MemObjects {
+    pub objects: Mutex<HashMap<String, Vec<u8>>>,
+    /// Message ids whose puts fail.
+    pub fail: HashSet<String>,
+    /// Message ids whose puts panic.
+    pub panic: HashSet<String>,
+    pub delay: Option<Duration>,
+    pub in_flight: AtomicUsize,
+    pub max_in_flight: AtomicUsize,
+    pub puts: AtomicUsize,
+}
+
+impl MemObjects {
+    pub fn keys(&self) -> HashSet<String> {
+        self.objects.lock().expect("lock").keys().cloned().collect()
+    }
+    pub fn get(&self, key: &str) -> Option<serde_json::Value> {
+        let objects = self.objects.lock().expect("lock");
+        serde_json::from_slice(objects.get(key)?).ok()
+    }
+}
+
+fn message_id_of(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).expect("object is JSON");
+    v["messageId"].as_str().expect("messageId").to_owned()
+}
+
+impl ObjectStore for MemObjects {
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), Error> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        self.puts.fetch_add(1, Ordering::SeqCst);
+        if let Some(delay) = self.delay {
+            tokio::time::sleep(delay).await;
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let message_id = message_id_of(&body);
+        if self.panic.contains(&message_id) {
+            panic!("injected panic for {message_id}");
+        }
+        if self.fail.contains(&message_id) {
+            return Err(Error::PutObject(BoxError::from(format!(
+                "injected 503 SlowDown for {message_id}"
+            ))));
+        }
+        self.objects
+            .lock()
+            .expect("lock")
+            .insert(key.to_owned(), body);
+        Ok(())
+    }
+}
+
+/// Items by id; can leave chosen ids unprocessed a number of times, or fail.
+#[derive(Default)]
+pub struct MemRecords {
+    pub items: Mutex<HashMap<String, StoredRecord>>,
+    /// Record id -> how many more calls leave it unprocessed (u32::MAX: always).
+    pub unprocessed: Mutex<HashMap<String, u32>>,
+    pub fail_all: bool,
+    /// The ids sent in each call.
+    pub calls: Mutex<Vec<Vec<String>>>,
+}
+
+impl MemRecords {
+    pub fn ids(&self) -> HashSet<String> {
+        self.items.lock().expect("lock").keys().cloned().collect()
+    }
+    pub fn calls(&self) -> Vec<Vec<String>> {
+        self.calls.lock().expect("lock").clone()
+    }
+}
+
+impl RecordStore for MemRecords {
+    async fn put_batch(&self, records: &[StoredRecord]) -> Result<Vec<String>, Error> {
+        let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        self.calls.lock().expect("lock").push(ids.clone());
+        // The real service rejects these outright; so does the fake.
+        let distinct: HashSet<&String> = ids.iter().collect();
+        if records.len() > 25 || distinct.len() != ids.len() {
+            return Err(Error::BatchWrite(BoxError::from(
+                "ValidationException: bad batch",
+            )));
+        }
+        if self.fail_all {
+            return Err(Error::BatchWrite(BoxError::from("InternalServerError")));
+        }
+        let mut left = Vec::new();
+        let mut unprocessed = self.unprocessed.lock().expect("lock");
+        let mut items = self.items.lock().expect("lock");
+        for record in records {
+            match unprocessed.get_mut(&record.id) {
+                Some(n) if *n > 0 => {
+                    if *n != u32::MAX {
+                        *n -= 1;
+                    }
+                    left.push(record.id.clone());
+                }
+                _ => {
+                    items.insert(record.id.clone(), record.clone());
+                }
+            }
+        }
+        Ok(left)
+    }
+}

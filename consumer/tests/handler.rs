@@ -1,0 +1,392 @@
+//! Behaviour of the batch handler, with in-memory stores.
+
+mod fakes;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use consumer::{handle, Config, Error, Failure, State};
+use fakes::{MemObjects, MemRecords};
+use pipeline_core::{record_id, s3_key};
+
+fn message(id: &str, body: &str) -> SqsMessage {
+    let mut m = SqsMessage::default();
+    m.message_id = Some(id.to_owned());
+    m.receipt_handle = Some(format!("rh-{id}"));
+    m.body = Some(body.to_owned());
+    m.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:q".to_owned());
+    m.attributes = HashMap::from([
+        (
+            "ApproximateFirstReceiveTimestamp".to_owned(),
+            "1798329723456".to_owned(),
+        ),
+        ("SentTimestamp".to_owned(), "1798329723000".to_owned()),
+    ]);
+    m
+}
+
+fn fifo(id: &str, group: &str) -> SqsMessage {
+    let mut m = message(id, "{}");
+    m.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:q.fifo".to_owned());
+    m.attributes
+        .insert("MessageGroupId".to_owned(), group.to_owned());
+    m
+}
+
+fn event(records: Vec<SqsMessage>) -> SqsEvent {
+    let mut e = SqsEvent::default();
+    e.records = records;
+    e
+}
+
+fn batch(n: usize) -> Vec<SqsMessage> {
+    (0..n)
+        .map(|i| message(&format!("m-{i}"), &format!("{{\"n\":{i}}}")))
+        .collect()
+}
+
+fn state(objects: MemObjects, records: MemRecords) -> State<MemObjects, MemRecords> {
+    let mut config = Config::for_tests("bucket", "table");
+    config.backoff_base = Duration::from_millis(1);
+    config.backoff_cap = Duration::from_millis(4);
+    config.deadline_margin = Duration::from_millis(100);
+    State {
+        objects,
+        records,
+        config,
+    }
+}
+
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(60)
+}
+
+fn rid(message_id: &str) -> String {
+    record_id(message_id).to_string()
+}
+
+fn failed_ids(state: &State<MemObjects, MemRecords>, report: &consumer::Report) -> Vec<String> {
+    let response = report.response();
+    let ids: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    for id in &ids {
+        assert!(
+            !id.is_empty(),
+            "empty itemIdentifier would fail the whole batch"
+        );
+    }
+    let _ = state;
+    ids
+}
+
+#[tokio::test]
+async fn every_message_ends_as_one_object_and_one_item() {
+    let s = state(MemObjects::default(), MemRecords::default());
+    let report = handle(&s, &event(batch(7)), far()).await.expect("handled");
+    assert_eq!(report.stored, 7);
+    assert!(report.failures.is_empty());
+    assert_eq!(s.objects.keys().len(), 7);
+    assert_eq!(s.records.ids().len(), 7);
+    let key = s3_key("records/", &record_id("m-3"));
+    let object = s.objects.get(&key).expect("object written");
+    assert_eq!(object["id"], rid("m-3"));
+    assert_eq!(object["messageId"], "m-3");
+    assert_eq!(object["receivedAt"], "2026-12-27T00:02:03.456Z");
+    assert_eq!(object["body"], serde_json::json!({"n": 3}));
+    let item = s.records.items.lock().expect("lock")[&rid("m-3")].clone();
+    assert_eq!(item.s3_key, key);
+    assert_eq!(item.body_bytes, 7);
+}
+
+#[tokio::test]
+async fn partial_failure_is_reported_by_message_id() {
+    let objects = MemObjects {
+        fail: HashSet::from(["m-2".to_owned()]),
+        ..Default::default()
+    };
+    let s = state(objects, MemRecords::default());
+    let report = handle(&s, &event(batch(5)), far()).await.expect("handled");
+    assert_eq!(failed_ids(&s, &report), vec!["m-2"]);
+    assert!(matches!(report.failures[0].1, Failure::ObjectStore(_)));
+    assert_eq!(report.stored, 4);
+}
+
+#[tokio::test]
+async fn failed_s3_put_keeps_the_item_out_of_dynamodb() {
+    let objects = MemObjects {
+        fail: HashSet::from(["m-1".to_owned()]),
+        ..Default::default()
+    };
+    let s = state(objects, MemRecords::default());
+    handle(&s, &event(batch(3)), far()).await.expect("handled");
+    assert!(!s.records.ids().contains(&rid("m-1")));
+    assert!(s
+        .records
+        .calls()
+        .iter()
+        .flatten()
+        .all(|id| *id != rid("m-1")));
+}
+
+#[tokio::test]
+async fn unprocessed_items_are_retried_until_stored() {
+    let records = MemRecords::default();
+    records
+        .unprocessed
+        .lock()
+        .expect("lock")
+        .insert(rid("m-0"), 2);
+    let s = state(MemObjects::default(), records);
+    let report = handle(&s, &event(batch(3)), far()).await.expect("handled");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(s.records.calls().len(), 3, "first call plus two retries");
+    assert_eq!(
+        s.records.calls()[1],
+        vec![rid("m-0")],
+        "only the unprocessed item is retried"
+    );
+}
+
+#[tokio::test]
+async fn items_still_unprocessed_after_every_retry_are_reported_as_failures() {
+    let records = MemRecords::default();
+    records
+        .unprocessed
+        .lock()
+        .expect("lock")
+        .insert(rid("m-1"), u32::MAX);
+    let s = state(MemObjects::default(), records);
+    let report = handle(&s, &event(batch(3)), far()).await.expect("handled");
+    assert_eq!(failed_ids(&s, &report), vec!["m-1"]);
+    assert_eq!(report.failures[0].1, Failure::Unprocessed);
+    assert_eq!(
+        s.records.calls().len() as u32,
+        s.config.dynamodb_max_attempts
+    );
+}
+
+#[tokio::test]
+async fn more_than_25_items_are_chunked_without_duplicate_keys() {
+    let s = state(MemObjects::default(), MemRecords::default());
+    let report = handle(&s, &event(batch(60)), far()).await.expect("handled");
+    assert_eq!(report.stored, 60);
+    let calls = s.records.calls();
+    assert_eq!(calls.len(), 3);
+    for call in &calls {
+        assert!(call.len() <= 25);
+        assert_eq!(call.iter().collect::<HashSet<_>>().len(), call.len());
+    }
+    assert_eq!(s.records.ids().len(), 60);
+}
+
+#[tokio::test]
+async fn a_message_delivered_twice_in_one_batch_is_written_once_and_reported_once() {
+    let mut records = batch(30);
+    records.push(message("m-4", "{\"n\":4}"));
+    records.push(message("m-29", "{\"n\":29}"));
+    let objects = MemObjects {
+        fail: HashSet::from(["m-29".to_owned()]),
+        ..Default::default()
+    };
+    let s = state(objects, MemRecords::default());
+    let report = handle(&s, &event(records), far()).await.expect("handled");
+    assert_eq!(s.objects.puts.load(Ordering::SeqCst), 30);
+    assert_eq!(s.records.ids().len(), 29);
+    assert_eq!(failed_ids(&s, &report), vec!["m-29"]);
+}
+
+#[tokio::test]
+async fn whole_batch_write_error_fails_only_that_chunks_messages() {
+    let records = MemRecords {
+        fail_all: true,
+        ..Default::default()
+    };
+    let s = state(MemObjects::default(), records);
+    let report = handle(&s, &event(batch(4)), far()).await.expect("handled");
+    assert_eq!(failed_ids(&s, &report).len(), 4);
+    assert!(report
+        .failures
+        .iter()
+        .all(|(_, f)| matches!(f, Failure::RecordStore(_))));
+}
+
+#[tokio::test]
+async fn an_all_failed_batch_reports_every_message() {
+    let fail: HashSet<String> = (0..10).map(|i| format!("m-{i}")).collect();
+    let s = state(
+        MemObjects {
+            fail,
+            ..Default::default()
+        },
+        MemRecords::default(),
+    );
+    let report = handle(&s, &event(batch(10)), far()).await.expect("handled");
+    let ids = failed_ids(&s, &report);
+    assert_eq!(ids, (0..10).map(|i| format!("m-{i}")).collect::<Vec<_>>());
+    assert!(s.records.calls().is_empty());
+}
+
+#[tokio::test]
+async fn raw_non_json_bodies_are_stored_as_strings() {
+    let s = state(MemObjects::default(), MemRecords::default());
+    let records = vec![
+        message("a", "hello"),
+        message("b", "{not json"),
+        message("c", "\"quoted\""),
+    ];
+    handle(&s, &event(records), far()).await.expect("handled");
+    let body = |id: &str| {
+        s.objects
+            .get(&s3_key("records/", &record_id(id)))
+            .expect("object")["body"]
+            .clone()
+    };
+    assert_eq!(body("a"), "hello");
+    assert_eq!(body("b"), "{not json");
+    assert_eq!(body("c"), "quoted");
+}
+
+#[tokio::test]
+async fn fifo_group_stops_at_its_first_failure_and_reports_the_rest() {
+    let records = vec![
+        fifo("a1", "A"),
+        fifo("b1", "B"),
+        fifo("a2", "A"),
+        fifo("b2", "B"),
+        fifo("a3", "A"),
+    ];
+    let objects = MemObjects {
+        fail: HashSet::from(["a2".to_owned()]),
+        ..Default::default()
+    };
+    let s = state(objects, MemRecords::default());
+    let report = handle(&s, &event(records), far()).await.expect("handled");
+    assert_eq!(failed_ids(&s, &report), vec!["a2", "a3"]);
+    assert!(
+        !s.objects
+            .keys()
+            .contains(&s3_key("records/", &record_id("a3"))),
+        "a3 must not be processed"
+    );
+    assert_eq!(
+        s.records.ids(),
+        HashSet::from([rid("a1"), rid("b1"), rid("b2")])
+    );
+}
+
+#[tokio::test]
+async fn fifo_unprocessed_item_fails_the_later_messages_of_its_group() {
+    let records = MemRecords::default();
+    records
+        .unprocessed
+        .lock()
+        .expect("lock")
+        .insert(rid("a1"), u32::MAX);
+    let s = state(MemObjects::default(), records);
+    let batch = vec![fifo("a1", "A"), fifo("a2", "A"), fifo("b1", "B")];
+    let report = handle(&s, &event(batch), far()).await.expect("handled");
+    assert_eq!(failed_ids(&s, &report), vec!["a1", "a2"]);
+}
+
+#[tokio::test]
+async fn near_the_deadline_unstarted_messages_are_reported_instead_of_timing_out() {
+    let objects = MemObjects {
+        delay: Some(Duration::from_millis(400)),
+        ..Default::default()
+    };
+    let mut s = state(objects, MemRecords::default());
+    s.config.max_concurrency = 2;
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(700);
+    let report = handle(&s, &event(batch(6)), deadline)
+        .await
+        .expect("handled");
+    assert!(Instant::now() < deadline, "returned after the deadline");
+    assert_eq!(
+        failed_ids(&s, &report).len(),
+        6,
+        "nothing finished before the cut-off"
+    );
+    assert!(report.failures.iter().all(|(_, f)| *f == Failure::Deadline));
+    assert!(
+        s.objects.puts.load(Ordering::SeqCst) <= 4,
+        "new work must not start after the soft deadline"
+    );
+}
+
+#[tokio::test]
+async fn a_deadline_already_passed_starts_nothing() {
+    let s = state(MemObjects::default(), MemRecords::default());
+    let report = handle(&s, &event(batch(3)), Instant::now())
+        .await
+        .expect("handled");
+    assert_eq!(failed_ids(&s, &report).len(), 3);
+    assert_eq!(s.objects.puts.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_panicking_message_fails_alone() {
+    let objects = MemObjects {
+        panic: HashSet::from(["m-1".to_owned()]),
+        ..Default::default()
+    };
+    let s = state(objects, MemRecords::default());
+    let report = handle(&s, &event(batch(3)), far()).await.expect("handled");
+    assert_eq!(failed_ids(&s, &report), vec!["m-1"]);
+    assert_eq!(report.failures[0].1, Failure::Panicked);
+    assert_eq!(report.stored, 2);
+}
+
+#[tokio::test]
+async fn a_record_without_message_id_fails_the_invocation_with_a_clear_error() {
+    let mut bad = message("x", "{}");
+    bad.message_id = None;
+    let s = state(MemObjects::default(), MemRecords::default());
+    let err = handle(&s, &event(vec![message("a", "{}"), bad]), far())
+        .await
+        .expect_err("must fail");
+    assert!(matches!(err, Error::InvalidEvent(_)));
+    assert!(
+        err.to_string().contains("record 1 has no messageId"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_of_10000_is_stored_with_bounded_concurrency() {
+    let objects = MemObjects {
+        delay: Some(Duration::from_millis(1)),
+        ..Default::default()
+    };
+    let mut s = state(objects, MemRecords::default());
+    s.config.max_concurrency = 50;
+    let report = handle(&s, &event(batch(10_000)), far())
+        .await
+        .expect("handled");
+    assert_eq!(report.stored, 10_000);
+    assert_eq!(s.records.ids().len(), 10_000);
+    let max = s.objects.max_in_flight.load(Ordering::SeqCst);
+    assert!(max <= 50, "max in flight {max}");
+    assert!(
+        max > 1,
+        "messages should run concurrently, max in flight {max}"
+    );
+}
+
+#[tokio::test]
+async fn receive_time_falls_back_to_sent_time() {
+    let mut m = message("a", "{}");
+    m.attributes.remove("ApproximateFirstReceiveTimestamp");
+    let s = state(MemObjects::default(), MemRecords::default());
+    handle(&s, &event(vec![m]), far()).await.expect("handled");
+    let object = s
+        .objects
+        .get(&s3_key("records/", &record_id("a")))
+        .expect("object");
+    assert_eq!(object["receivedAt"], "2026-12-27T00:02:03.000Z");
+}

@@ -1,0 +1,266 @@
+//! The message contract shared by the producer and the consumer.
+//!
+//! Both sides depend on this crate so they cannot drift apart on the record
+//! id, the S3 key layout, the stored object, the DynamoDB item, or the
+//! producer's request and response bodies. It has no AWS dependency.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Namespace under which record ids are derived from SQS message ids.
+///
+/// Changing it changes every record id: treat it as part of the data format.
+pub const RECORD_NAMESPACE: Uuid = Uuid::from_u128(0xb421b0b8_fab7_4ead_b809_fc2dff9d3b1a);
+
+/// Largest message body SQS accepts, in bytes (1 MiB).
+pub const MAX_SQS_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// Default S3 key prefix under which records are written.
+pub const DEFAULT_RECORDS_PREFIX: &str = "records/";
+
+/// Names of the DynamoDB item attributes.
+pub mod attr {
+    /// Partition key: the record id.
+    pub const ID: &str = "id";
+    /// The SQS message id the record came from.
+    pub const MESSAGE_ID: &str = "messageId";
+    /// Key of the S3 object holding the record.
+    pub const S3_KEY: &str = "s3Key";
+    /// When SQS first handed the message to a consumer (RFC 3339).
+    pub const RECEIVED_AT: &str = "receivedAt";
+    /// Size of the original body in bytes.
+    pub const BODY_BYTES: &str = "bodyBytes";
+    /// When the consumer stored the record (RFC 3339).
+    pub const STORED_AT: &str = "storedAt";
+}
+
+/// Record id for an SQS message id: UUID v5, so a redelivered message maps
+/// to the same id and a retry overwrites rather than duplicates.
+pub fn record_id(message_id: &str) -> Uuid {
+    Uuid::new_v5(&RECORD_NAMESPACE, message_id.as_bytes())
+}
+
+/// S3 key of the object for a record id, under `prefix` (e.g. `records/`).
+pub fn s3_key(prefix: &str, id: &Uuid) -> String {
+    let mut key = String::with_capacity(prefix.len() + 41);
+    key.push_str(prefix);
+    key.push_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+    key.push_str(".json");
+    key
+}
+
+/// How a message body is kept in the stored object.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(untagged)]
+pub enum Body<'a> {
+    /// The body is JSON and is embedded as it came (numbers and all).
+    Json(&'a serde_json::value::RawValue),
+    /// The body is not JSON and is kept as a string.
+    Text(&'a str),
+}
+
+impl<'a> Body<'a> {
+    /// Keeps a body as JSON when it parses as JSON, as a string otherwise.
+    pub fn from_raw(raw: &'a str) -> Self {
+        match serde_json::from_str::<&serde_json::value::RawValue>(raw) {
+            Ok(value) => Body::Json(value),
+            Err(_) => Body::Text(raw),
+        }
+    }
+
+    /// Whether the body was kept as JSON.
+    pub fn is_json(&self) -> bool {
+        matches!(self, Body::Json(_))
+    }
+}
+
+/// The S3 object written for each message.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredObject<'a> {
+    /// Record id (see [`record_id`]).
+    pub id: Uuid,
+    /// The SQS message id.
+    pub message_id: &'a str,
+    /// When SQS first handed the message out (RFC 3339, milliseconds, UTC).
+    pub received_at: &'a str,
+    /// The original body.
+    pub body: Body<'a>,
+}
+
+impl StoredObject<'_> {
+    /// The object as JSON bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing this struct cannot fail: every field is a string, a
+        // UUID or already-validated JSON.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// The DynamoDB item for a record, as read back by the producer's
+/// `GET /messages/{messageId}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredRecord {
+    /// Record id, the table's partition key.
+    pub id: String,
+    /// The SQS message id.
+    pub message_id: String,
+    /// Key of the S3 object.
+    pub s3_key: String,
+    /// When SQS first handed the message out.
+    pub received_at: String,
+    /// Size of the original body in bytes.
+    pub body_bytes: u64,
+    /// When the consumer stored the record.
+    pub stored_at: String,
+}
+
+/// One message the producer enqueued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    /// Position of the message in the request (0 for a single object).
+    pub index: usize,
+    /// The SQS message id.
+    pub message_id: String,
+    /// The record id the consumer will write.
+    pub id: String,
+}
+
+/// One message the producer could not enqueue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejected {
+    /// Position of the message in the request.
+    pub index: usize,
+    /// SQS error code, or a code of ours.
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+    /// Whether sending it again may succeed.
+    pub retryable: bool,
+}
+
+/// Body of the producer's answer to `POST /messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EnqueueResponse {
+    /// Messages now in the queue.
+    pub accepted: Vec<Accepted>,
+    /// Messages that are not in the queue; the caller must send them again.
+    pub failed: Vec<Rejected>,
+}
+
+/// JSON error body for every rejected HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Machine-readable error code, e.g. `malformed_json`.
+    pub error: String,
+    /// Human-readable explanation naming what was wrong.
+    pub message: String,
+}
+
+/// Formats milliseconds since the Unix epoch as RFC 3339 UTC with
+/// millisecond precision, e.g. `2026-11-27T00:12:03.456Z`.
+pub fn rfc3339_millis(epoch_ms: u64) -> String {
+    let secs = epoch_ms / 1000;
+    let millis = epoch_ms % 1000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Converts days since 1970-01-01 to a (year, month, day) civil date
+/// (proleptic Gregorian calendar; eras of 400 years).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_id_is_stable_and_distinct_per_message() {
+        let a = record_id("059f36b4-87a3-44ab-83d2-661975830a7d");
+        assert_eq!(a, record_id("059f36b4-87a3-44ab-83d2-661975830a7d"));
+        assert_ne!(a, record_id("059f36b4-87a3-44ab-83d2-661975830a7e"));
+        assert_eq!(a.get_version_num(), 5);
+    }
+
+    #[test]
+    fn record_id_matches_the_documented_namespace() {
+        // Python: uuid.uuid5(uuid.UUID("b421b0b8-fab7-4ead-b809-fc2dff9d3b1a"), "m-1")
+        assert_eq!(
+            record_id("m-1").to_string(),
+            "ffed3c40-ced9-5479-a619-beccc737df40"
+        );
+    }
+
+    #[test]
+    fn s3_key_puts_the_id_under_the_prefix() {
+        let id = record_id("m-1");
+        assert_eq!(s3_key("records/", &id), format!("records/{id}.json"));
+    }
+
+    #[test]
+    fn json_bodies_are_embedded_and_text_bodies_are_strings() {
+        let object = |raw| {
+            let obj = StoredObject {
+                id: record_id("m"),
+                message_id: "m",
+                received_at: "2026-01-01T00:00:00.000Z",
+                body: Body::from_raw(raw),
+            };
+            serde_json::from_slice::<serde_json::Value>(&obj.to_json())
+                .expect("stored object is JSON")["body"]
+                .clone()
+        };
+        assert_eq!(object(r#"{"a":[1,2]}"#), serde_json::json!({"a": [1, 2]}));
+        assert_eq!(object("hello"), serde_json::json!("hello"));
+        assert_eq!(object("{truncated"), serde_json::json!("{truncated"));
+        assert_eq!(
+            object("\u{1F600} \"quoted\""),
+            serde_json::json!("\u{1F600} \"quoted\"")
+        );
+        assert_eq!(object(""), serde_json::json!(""));
+    }
+
+    #[test]
+    fn huge_numbers_survive_untouched() {
+        let raw = r#"{"n":123456789012345678901234567890}"#;
+        let obj = StoredObject {
+            id: record_id("m"),
+            message_id: "m",
+            received_at: "t",
+            body: Body::from_raw(raw),
+        };
+        let text = String::from_utf8(obj.to_json()).expect("utf-8");
+        assert!(text.contains("123456789012345678901234567890"), "{text}");
+    }
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_millis(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(
+            rfc3339_millis(1_798_329_723_456),
+            "2026-12-27T00:02:03.456Z"
+        );
+    }
+}

@@ -1,0 +1,101 @@
+//! Configuration read once at start-up from the environment.
+
+use crate::Error;
+
+/// Settings of the producer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `QUEUE_URL`: the queue messages are sent to.
+    pub queue_url: String,
+    /// `TABLE_NAME`: the table `GET /messages/{id}` reads.
+    pub table: String,
+    /// `MAX_MESSAGES_PER_REQUEST`: most messages one request may carry.
+    pub max_messages: usize,
+    /// `MAX_REQUEST_BYTES`: largest request body accepted.
+    pub max_request_bytes: usize,
+    /// `SEND_CONCURRENCY`: SendMessageBatch calls in flight per request.
+    pub send_concurrency: usize,
+    /// `SEND_MAX_ATTEMPTS`: tries per entry that SQS failed with a retryable error.
+    pub send_max_attempts: u32,
+    /// `BIND_ADDR`: where to listen when not running on Lambda.
+    pub bind_addr: String,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let required = |name: &'static str| get(name).ok_or(Error::MissingEnv(name));
+        let number =
+            |name: &'static str, default: usize, min: usize, max: usize| -> Result<usize, Error> {
+                match get(name) {
+                    None => Ok(default),
+                    Some(raw) => match raw.trim().parse::<usize>() {
+                        Ok(v) if (min..=max).contains(&v) => Ok(v),
+                        _ => Err(Error::InvalidEnv {
+                            name,
+                            reason: format!(
+                                "expected a whole number from {min} to {max}, got {raw:?}"
+                            ),
+                        }),
+                    },
+                }
+            };
+        Ok(Self {
+            queue_url: required("QUEUE_URL")?,
+            table: required("TABLE_NAME")?,
+            max_messages: number("MAX_MESSAGES_PER_REQUEST", 500, 1, 10_000)?,
+            // Lambda's own request payload limit is 6 MB.
+            max_request_bytes: number(
+                "MAX_REQUEST_BYTES",
+                6 * 1024 * 1024,
+                1024,
+                64 * 1024 * 1024,
+            )?,
+            send_concurrency: number("SEND_CONCURRENCY", 16, 1, 256)?,
+            send_max_attempts: number("SEND_MAX_ATTEMPTS", 3, 1, 10)? as u32,
+            bind_addr: get("BIND_ADDR").unwrap_or_else(|| "127.0.0.1:3000".to_owned()),
+        })
+    }
+
+    /// A configuration for tests, with defaults everywhere but the names.
+    pub fn for_tests() -> Self {
+        Self::from_lookup(|name| match name {
+            "QUEUE_URL" => Some("http://queue".to_owned()),
+            "TABLE_NAME" => Some("table".to_owned()),
+            _ => None,
+        })
+        .unwrap_or_else(|e| unreachable!("defaults are valid: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_queue_url_is_named() {
+        let err = Config::from_lookup(|_| None).expect_err("must be rejected");
+        assert_eq!(err.to_string(), "missing environment variable QUEUE_URL");
+    }
+
+    #[test]
+    fn invalid_limit_is_named() {
+        let err = Config::from_lookup(|n| match n {
+            "QUEUE_URL" | "TABLE_NAME" => Some("x".into()),
+            "MAX_MESSAGES_PER_REQUEST" => Some("lots".into()),
+            _ => None,
+        })
+        .expect_err("must be rejected")
+        .to_string();
+        assert!(
+            err.contains("MAX_MESSAGES_PER_REQUEST") && err.contains("lots"),
+            "{err}"
+        );
+    }
+}
