@@ -29,6 +29,10 @@ pub struct Config {
     pub metrics_namespace: String,
     /// `S3_FORCE_PATH_STYLE`: path-style S3 addressing (local emulators).
     pub s3_force_path_style: bool,
+    /// `REJECT_MARKER`: messages whose body contains this text are rejected
+    /// unprocessed (and so end in the DLQ); empty turns it off. A kill switch
+    /// for a known-bad payload, and how the tests make poison messages.
+    pub reject_marker: Option<String>,
 }
 
 impl Config {
@@ -94,6 +98,7 @@ impl Config {
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "SqsPipeline".to_owned()),
             s3_force_path_style: flag("S3_FORCE_PATH_STYLE")?,
+            reject_marker: lookup("REJECT_MARKER").filter(|v| !v.is_empty()),
         })
     }
 

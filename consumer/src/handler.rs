@@ -46,6 +46,8 @@ pub enum Failure {
     EarlierInGroupFailed,
     /// Processing panicked.
     Panicked,
+    /// The body holds the configured reject marker.
+    Rejected,
 }
 
 impl Failure {
@@ -58,6 +60,7 @@ impl Failure {
             Failure::Deadline => "deadline",
             Failure::EarlierInGroupFailed => "earlier_in_group_failed",
             Failure::Panicked => "panicked",
+            Failure::Rejected => "rejected",
         }
     }
 }
@@ -348,6 +351,12 @@ async fn store_object<O: ObjectStore, R: RecordStore>(
     state: &State<O, R>,
     message: &Message<'_>,
 ) -> Outcome {
+    if let Some(marker) = &state.config.reject_marker {
+        if message.body.contains(marker.as_str()) {
+            tracing::warn!("body holds the reject marker; leaving it for the DLQ");
+            return Err(Failure::Rejected);
+        }
+    }
     let id = record_id(message.message_id);
     let key = s3_key(&state.config.records_prefix, &id);
     let object = StoredObject {

@@ -390,3 +390,15 @@ async fn receive_time_falls_back_to_sent_time() {
         .expect("object");
     assert_eq!(object["receivedAt"], "2026-12-27T00:02:03.000Z");
 }
+
+#[tokio::test]
+async fn bodies_with_the_reject_marker_are_reported_and_not_written() {
+    let mut s = state(MemObjects::default(), MemRecords::default());
+    s.config.reject_marker = Some("poison-pill".to_owned());
+    let records = vec![message("a", "{}"), message("b", r#"{"x":"poison-pill"}"#)];
+    let report = handle(&s, &event(records), far()).await.expect("handled");
+    assert_eq!(failed_ids(&s, &report), vec!["b"]);
+    assert_eq!(report.failures[0].1, Failure::Rejected);
+    assert_eq!(s.objects.keys().len(), 1);
+    assert_eq!(s.records.ids(), HashSet::from([rid("a")]));
+}

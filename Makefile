@@ -1,0 +1,37 @@
+# The few commands a person types. Local stack scripts live in infra/local/.
+SHELL := bash
+
+.DEFAULT_GOAL := help
+.PHONY: help up down status test unit fmt lint audit
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-8s %s\n", $$1, $$2}'
+
+# ---- local stack (ministack emulator; see infra/local/NOTES.md) -------------
+
+up: ## Build, start the emulator, deploy the stack and send one message through it
+	infra/local/up.sh
+
+down: ## Stop the emulator and every Lambda process it started
+	infra/local/down.sh
+
+status: ## Show the emulator, the stack and the queue depths
+	@infra/local/status.sh
+
+# ---- Rust workspace ---------------------------------------------------------
+
+test: ## fmt, clippy, unit and end-to-end tests (starts the emulator itself)
+	tests/run.sh
+
+unit: ## fmt, clippy and unit tests only (no emulator)
+	SKIP_E2E=1 tests/run.sh
+
+fmt: ## Format the code
+	cargo fmt --all
+
+lint: ## Clippy with warnings as errors
+	cargo clippy --workspace --all-targets -- -D warnings
+
+audit: ## Reconcile a run with the stack: make audit LEDGER=k6/results/<run>-ledger.jsonl
+	cargo run -q -p tests --bin audit -- --ledger "$(LEDGER)"

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The project's whole test run (`make test`, and CI through .ci/run):
+# formatting, lints, unit tests and the end-to-end tests against the local
+# emulator, which it starts itself (and stops again if it started it).
+#   Env: TEST_FILTER (a nextest filter expression, e.g. 'package(consumer)'),
+#        SKIP_E2E=1 (unit tests only; no emulator needed).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../infra/local/lib.sh"
+cd "$REPO"
+
+step() { printf '\n\033[1;32m### %s\033[0m\n' "$*" >&2; }
+
+step "toolchain (.venv: emulator, aws cli, k6)"
+bash infra/local/venv.sh
+
+step "cargo fmt --check"
+cargo fmt --all --check || die "formatting differs; run: cargo fmt --all"
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+if [[ "${SKIP_E2E:-0}" == 1 ]]; then
+  step "unit tests (SKIP_E2E=1)"
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --exclude tests --no-tests=warn
+  else
+    cargo test --workspace --locked --exclude tests
+  fi
+  exit 0
+fi
+
+step "release build and Lambda zips"
+CARGO_BUILD_FLAGS="--locked" bash infra/local/build.sh
+
+step "emulator"
+started_here=0
+if ! emulator_healthy; then
+  bash infra/local/emulator.sh start
+  started_here=1
+fi
+cleanup() {
+  if [[ "$started_here" == 1 ]]; then
+    bash infra/local/emulator.sh stop || true
+  fi
+}
+trap cleanup EXIT
+
+step "unit and end-to-end tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast ${TEST_FILTER:+-E "$TEST_FILTER"}
+else
+  cargo test --workspace --locked --no-fail-fast
+fi

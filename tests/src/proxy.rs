@@ -1,0 +1,393 @@
+//! A fault-injecting HTTP proxy between the functions and the emulator.
+//!
+//! It forwards every request to the emulator, except that for a chosen
+//! operation and share of requests it answers with an error, drops the
+//! connection, waits, or forwards only part of a batch and reports the rest
+//! as `UnprocessedItems` / `Failed`, as AWS itself does.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Value};
+
+/// The operations faults can be aimed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// S3 PutObject.
+    S3PutObject,
+    /// DynamoDB BatchWriteItem.
+    DynamoBatchWriteItem,
+    /// DynamoDB GetItem.
+    DynamoGetItem,
+    /// SQS SendMessageBatch.
+    SqsSendMessageBatch,
+    /// Anything else.
+    Other,
+}
+
+/// What to do to a request that draws a fault.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// S3 503 SlowDown.
+    S3SlowDown,
+    /// S3 500 InternalError.
+    S3InternalError,
+    /// DynamoDB 400 ProvisionedThroughputExceededException.
+    DynamoThroughputExceeded,
+    /// DynamoDB 400 ThrottlingException.
+    DynamoThrottling,
+    /// DynamoDB 500 InternalServerError.
+    DynamoInternalError,
+    /// Forward the BatchWriteItem with this share of its requests held back,
+    /// and return those as UnprocessedItems.
+    Unprocessed(f64),
+    /// SQS 500 InternalError for the whole call.
+    SqsInternalError,
+    /// Forward the SendMessageBatch with this share of entries held back, and
+    /// return those in `Failed` (retryable).
+    SqsPartialFailed(f64),
+    /// Close the connection without an answer.
+    Reset,
+    /// Wait this long, then forward.
+    Delay(Duration),
+}
+
+/// A fault for a share of one operation's requests, at most `limit` times.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Which operation.
+    pub op: Op,
+    /// What to do.
+    pub fault: Fault,
+    /// Share of that operation's requests that draw the fault (0 to 1).
+    pub share: f64,
+    /// Most faults this rule injects (None: no limit).
+    pub limit: Option<u64>,
+}
+
+impl Rule {
+    /// A rule with no limit.
+    pub fn new(op: Op, fault: Fault, share: f64) -> Self {
+        Self { op, fault, share, limit: None }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    seen: HashMap<Op, u64>,
+    injected: HashMap<Op, u64>,
+    fired: Vec<u64>,
+}
+
+struct Shared {
+    upstream: String,
+    rules: Mutex<Vec<Rule>>,
+    counters: Mutex<Counters>,
+    client: reqwest::Client,
+}
+
+/// A running proxy; it stops when dropped.
+pub struct FaultProxy {
+    /// Where it listens (127.0.0.1).
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FaultProxy {
+    /// Starts a proxy on 127.0.0.1 forwarding to `upstream` with `rules`.
+    pub async fn start(upstream: &str, rules: Vec<Rule>) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let n = rules.len();
+        let shared = Arc::new(Shared {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            rules: Mutex::new(rules),
+            counters: Mutex::new(Counters { fired: vec![0; n], ..Default::default() }),
+            client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?,
+        });
+        let state = shared.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                });
+            }
+        });
+        Ok(Self { addr, shared, task })
+    }
+
+    /// The proxy's URL, to use as an endpoint.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Replaces the rules (e.g. none, to let everything through).
+    pub fn set_rules(&self, rules: Vec<Rule>) {
+        let n = rules.len();
+        *lock(&self.shared.rules) = rules;
+        lock(&self.shared.counters).fired = vec![0; n];
+    }
+
+    /// Requests of `op` seen so far.
+    pub fn seen(&self, op: Op) -> u64 {
+        lock(&self.shared.counters).seen.get(&op).copied().unwrap_or(0)
+    }
+
+    /// Faults injected into `op` so far.
+    pub fn injected(&self, op: Op) -> u64 {
+        lock(&self.shared.counters).injected.get(&op).copied().unwrap_or(0)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn classify(method: &hyper::Method, path: &str, target: Option<&str>) -> Op {
+    match target {
+        Some(t) if t.ends_with(".BatchWriteItem") => Op::DynamoBatchWriteItem,
+        Some(t) if t.ends_with(".GetItem") => Op::DynamoGetItem,
+        Some(t) if t.ends_with(".SendMessageBatch") => Op::SqsSendMessageBatch,
+        Some(_) => Op::Other,
+        // Path-style S3: PUT /bucket/key is PutObject.
+        None if method == hyper::Method::PUT && path.trim_start_matches('/').contains('/') => Op::S3PutObject,
+        None => Op::Other,
+    }
+}
+
+/// Picks the fault for this request, spreading a rule's share evenly over the
+/// requests of its operation (deterministic, so runs are repeatable).
+fn draw(shared: &Shared, op: Op) -> Option<Fault> {
+    let rules = lock(&shared.rules);
+    let mut counters = lock(&shared.counters);
+    let n = {
+        let seen = counters.seen.entry(op).or_insert(0);
+        *seen += 1;
+        *seen
+    };
+    for (i, rule) in rules.iter().enumerate() {
+        if rule.op != op || rule.limit.is_some_and(|l| counters.fired[i] >= l) {
+            continue;
+        }
+        let hit = (n as f64 * rule.share).floor() > ((n - 1) as f64 * rule.share).floor();
+        if hit {
+            counters.fired[i] += 1;
+            *counters.injected.entry(op).or_insert(0) += 1;
+            return Some(rule.fault.clone());
+        }
+    }
+    None
+}
+
+type Answer = Response<Full<Bytes>>;
+
+fn answer(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Answer {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        response.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    response
+}
+
+fn s3_error(status: StatusCode, code: &str, message: &str) -> Answer {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>fault-proxy</RequestId></Error>"
+    );
+    answer(status, "application/xml", body)
+}
+
+fn json_error(status: StatusCode, kind: &str, message: &str) -> Answer {
+    let body = json!({ "__type": kind, "message": message }).to_string();
+    let mut response = answer(status, "application/x-amz-json-1.0", body);
+    if let Ok(v) = format!("{};Receiver", kind.rsplit('#').next().unwrap_or(kind)).parse() {
+        response.headers_mut().insert("x-amzn-query-error", v);
+    }
+    response
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, std::io::Error> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .to_bytes();
+    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    let op = classify(&parts.method, parts.uri.path(), target);
+    let fault = draw(&shared, op);
+    let ddb = "com.amazonaws.dynamodb.v20120810#";
+    let injected = "injected by the fault proxy";
+    let body = match fault {
+        None => body,
+        Some(Fault::S3SlowDown) => return Ok(s3_error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.")),
+        Some(Fault::S3InternalError) => return Ok(s3_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", injected)),
+        Some(Fault::DynamoThroughputExceeded) => {
+            return Ok(json_error(StatusCode::BAD_REQUEST, &format!("{ddb}ProvisionedThroughputExceededException"), injected))
+        }
+        Some(Fault::DynamoThrottling) => {
+            return Ok(json_error(StatusCode::BAD_REQUEST, &format!("{ddb}ThrottlingException"), injected))
+        }
+        Some(Fault::DynamoInternalError) => {
+            return Ok(json_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{ddb}InternalServerError"), injected))
+        }
+        Some(Fault::SqsInternalError) => {
+            return Ok(json_error(StatusCode::INTERNAL_SERVER_ERROR, "com.amazonaws.sqs#InternalError", injected))
+        }
+        Some(Fault::Reset) => return Err(std::io::Error::other("connection reset by the fault proxy")),
+        Some(Fault::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            body
+        }
+        Some(Fault::Unprocessed(share)) => return unprocessed(&shared, &parts, body, share).await,
+        Some(Fault::SqsPartialFailed(share)) => return partial_failed(&shared, &parts, body, share).await,
+    };
+    forward(&shared, &parts, body).await
+}
+
+async fn forward(shared: &Shared, parts: &hyper::http::request::Parts, body: Bytes) -> Result<Answer, std::io::Error> {
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let url = format!("{}{path}", shared.upstream);
+    let mut request = shared.client.request(parts.method.clone(), &url).body(body);
+    for (name, value) in &parts.headers {
+        if name != hyper::header::HOST && name != hyper::header::CONTENT_LENGTH {
+            request = request.header(name, value);
+        }
+    }
+    let response = request.send().await.map_err(|e| std::io::Error::other(e.to_string()))?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut out = Response::new(Full::new(bytes));
+    *out.status_mut() = status;
+    for (name, value) in &headers {
+        if name != hyper::header::TRANSFER_ENCODING && name != hyper::header::CONTENT_LENGTH {
+            out.headers_mut().insert(name, value.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Splits `items` into (kept, held back), holding back about `share` of them
+/// (at least one when share > 0).
+fn split<T>(items: Vec<T>, share: f64) -> (Vec<T>, Vec<T>) {
+    let hold = ((items.len() as f64 * share).ceil() as usize).min(items.len());
+    let mut kept = items;
+    let held = kept.split_off(kept.len() - hold);
+    (kept, held)
+}
+
+async fn unprocessed(shared: &Shared, parts: &hyper::http::request::Parts, body: Bytes, share: f64) -> Result<Answer, std::io::Error> {
+    let mut request: Value = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
+    let mut held_back = serde_json::Map::new();
+    if let Some(tables) = request["RequestItems"].as_object_mut() {
+        for (table, writes) in tables.iter_mut() {
+            let all = writes.as_array().cloned().unwrap_or_default();
+            let (kept, held) = split(all, share);
+            *writes = Value::Array(kept);
+            if !held.is_empty() {
+                held_back.insert(table.clone(), Value::Array(held));
+            }
+        }
+        tables.retain(|_, w| w.as_array().is_some_and(|a| !a.is_empty()));
+    }
+    let nothing_left = request["RequestItems"].as_object().is_none_or(|t| t.is_empty());
+    let mut response: Value = if nothing_left {
+        json!({ "UnprocessedItems": {} })
+    } else {
+        let forwarded = forward(shared, parts, Bytes::from(request.to_string())).await?;
+        if !forwarded.status().is_success() {
+            return Ok(forwarded);
+        }
+        let bytes = forwarded.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
+        serde_json::from_slice(&bytes).map_err(std::io::Error::other)?
+    };
+    let slot = response
+        .as_object_mut()
+        .ok_or_else(|| std::io::Error::other("BatchWriteItem answer is not an object"))?
+        .entry("UnprocessedItems")
+        .or_insert_with(|| json!({}));
+    if let Some(map) = slot.as_object_mut() {
+        for (table, writes) in held_back {
+            let entry = map.entry(table).or_insert_with(|| json!([]));
+            if let (Some(list), Some(more)) = (entry.as_array_mut(), writes.as_array()) {
+                list.extend(more.iter().cloned());
+            }
+        }
+    }
+    Ok(answer(StatusCode::OK, "application/x-amz-json-1.0", response.to_string()))
+}
+
+async fn partial_failed(shared: &Shared, parts: &hyper::http::request::Parts, body: Bytes, share: f64) -> Result<Answer, std::io::Error> {
+    let mut request: Value = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
+    let entries = request["Entries"].as_array().cloned().unwrap_or_default();
+    let (kept, held) = split(entries, share);
+    let failed: Vec<Value> = held
+        .iter()
+        .map(|e| json!({ "Id": e["Id"], "SenderFault": false, "Code": "InternalError", "Message": "injected by the fault proxy" }))
+        .collect();
+    let mut response = if kept.is_empty() {
+        json!({ "Successful": [] })
+    } else {
+        request["Entries"] = Value::Array(kept);
+        let forwarded = forward(shared, parts, Bytes::from(request.to_string())).await?;
+        if !forwarded.status().is_success() {
+            return Ok(forwarded);
+        }
+        let bytes = forwarded.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
+        serde_json::from_slice::<Value>(&bytes).map_err(std::io::Error::other)?
+    };
+    let slot = response
+        .as_object_mut()
+        .ok_or_else(|| std::io::Error::other("SendMessageBatch answer is not an object"))?
+        .entry("Failed")
+        .or_insert_with(|| json!([]));
+    if let Some(list) = slot.as_array_mut() {
+        list.extend(failed);
+    }
+    Ok(answer(StatusCode::OK, "application/x-amz-json-1.0", response.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_is_spread_evenly() {
+        let shared = Shared {
+            upstream: String::new(),
+            rules: Mutex::new(vec![Rule::new(Op::S3PutObject, Fault::S3SlowDown, 0.25)]),
+            counters: Mutex::new(Counters { fired: vec![0], ..Default::default() }),
+            client: reqwest::Client::new(),
+        };
+        let hits = (0..100).filter(|_| draw(&shared, Op::S3PutObject).is_some()).count();
+        assert_eq!(hits, 25);
+        assert!(draw(&shared, Op::DynamoBatchWriteItem).is_none());
+    }
+
+    #[test]
+    fn split_holds_back_at_least_one() {
+        let (kept, held) = split(vec![1, 2, 3, 4], 0.1);
+        assert_eq!((kept, held), (vec![1, 2, 3], vec![4]));
+        let (kept, held) = split(vec![1, 2], 1.0);
+        assert_eq!((kept, held), (vec![], vec![1, 2]));
+    }
+}
