@@ -8,7 +8,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = consumer::Config::from_env()?;
     let sdk = aws_config::load_from_env().await;
-    let state = consumer::state_from(&sdk, config);
+    let state = consumer::aws::state_from(&sdk, config);
     let state = &state;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = event.context.deadline;

@@ -3,6 +3,8 @@
 //! [`app`] builds the whole API as an axum `Router`; `main.rs` runs it on
 //! Lambda (through `lambda_http`) or as a plain HTTP service.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod config;
 mod error;
 pub mod send;
@@ -21,7 +23,10 @@ use serde_json::value::RawValue;
 
 pub use config::Config;
 pub use error::{ApiError, BoxError, Error};
-pub use store::{DynamoRecords, Entry, EntryFailure, EntryResult, Queue, Records, SqsQueue};
+pub use store::{Entry, EntryFailure, EntryResult, Queue, Records};
+
+#[cfg(feature = "aws")]
+pub use aws::{state_from, DynamoRecords, SqsQueue};
 
 /// Everything a request needs, built once at start-up.
 #[derive(Debug)]
@@ -43,18 +48,6 @@ pub fn app<Q: Queue, R: Records>(state: Arc<AppState<Q, R>>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-}
-
-/// Builds the state with SDK clients derived from one shared `SdkConfig`.
-pub fn state_from(
-    sdk: &aws_config::SdkConfig,
-    config: Config,
-) -> AppState<SqsQueue, DynamoRecords> {
-    AppState {
-        queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), config.queue_url.clone()),
-        records: DynamoRecords::new(aws_sdk_dynamodb::Client::new(sdk), config.table.clone()),
-        config,
-    }
 }
 
 async fn health() -> Json<serde_json::Value> {

@@ -9,7 +9,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = producer::Config::from_env()?;
     let sdk = aws_config::load_from_env().await;
     let bind_addr = config.bind_addr.clone();
-    let app = producer::app(Arc::new(producer::state_from(&sdk, config)));
+    let app = producer::app(Arc::new(producer::aws::state_from(&sdk, config)));
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         return lambda_http::run(app).await;
     }
