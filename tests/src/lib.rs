@@ -34,7 +34,13 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "local-emulator"))
+        .credentials_provider(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "local-emulator",
+        ))
         .load()
         .await
 }
@@ -100,7 +106,10 @@ impl Stack {
         for zip in ["consumer", "producer"] {
             let path = root.join(format!(".local/dist/{zip}.zip"));
             if !path.exists() {
-                bail!("{} is missing; run `make test` (it builds the Lambda zips)", path.display());
+                bail!(
+                    "{} is missing; run `make test` (it builds the Lambda zips)",
+                    path.display()
+                );
             }
         }
         let name = unique(prefix);
@@ -124,7 +133,8 @@ impl Stack {
                 String::from_utf8_lossy(&output.stderr)
             );
         }
-        let mut stack = Self::from_outputs_file(&root.join(format!(".local/outputs-{name}.env"))).await?;
+        let mut stack =
+            Self::from_outputs_file(&root.join(format!(".local/outputs-{name}.env"))).await?;
         stack.name = name;
         Ok(stack)
     }
@@ -132,8 +142,12 @@ impl Stack {
     /// Connects to a stack already deployed, from the `KEY=VALUE` outputs
     /// file `infra/local/deploy.sh` wrote (e.g. `.local/outputs.env`).
     pub async fn from_outputs_file(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {} (is the stack deployed? `make up`)", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "reading {} (is the stack deployed? `make up`)",
+                path.display()
+            )
+        })?;
         let outputs: HashMap<String, String> = text
             .lines()
             .filter(|l| !l.starts_with('#'))
@@ -144,11 +158,17 @@ impl Stack {
         Ok(Self {
             name: outputs.get("STACK_NAME").cloned().unwrap_or_default(),
             outputs,
-            s3: aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build()),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&sdk)
+                    .force_path_style(true)
+                    .build(),
+            ),
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
             lambda: aws_sdk_lambda::Client::new(&sdk),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
         })
     }
 
@@ -161,18 +181,35 @@ impl Stack {
     }
 
     /// POSTs `body` to the producer's `/messages`; returns status and JSON.
-    pub async fn post_messages(&self, body: &serde_json::Value) -> Result<(u16, serde_json::Value)> {
+    pub async fn post_messages(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<(u16, serde_json::Value)> {
         let url = format!("{}/messages", self.output("PRODUCER_URL")?);
-        let response = self.http.post(&url).json(body).send().await.with_context(|| format!("POST {url}"))?;
+        let response = self
+            .http
+            .post(&url)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
         let status = response.status().as_u16();
-        let json = response.json().await.context("producer answer is not JSON")?;
+        let json = response
+            .json()
+            .await
+            .context("producer answer is not JSON")?;
         Ok((status, json))
     }
 
     /// GETs the producer's `/messages/{message_id}`.
     pub async fn get_message(&self, message_id: &str) -> Result<(u16, serde_json::Value)> {
         let url = format!("{}/messages/{message_id}", self.output("PRODUCER_URL")?);
-        let response = self.http.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
         Ok((response.status().as_u16(), response.json().await?))
     }
 
@@ -185,7 +222,120 @@ impl Stack {
             .message_body(body)
             .send()
             .await?;
-        out.message_id.ok_or_else(|| anyhow!("SendMessage returned no message id"))
+        out.message_id
+            .ok_or_else(|| anyhow!("SendMessage returned no message id"))
+    }
+
+    /// Sends raw messages straight to the queue in batches of 10; returns
+    /// their message ids in order. Fails if SQS rejects any entry.
+    pub async fn send_raw_batch(&self, bodies: &[String]) -> Result<Vec<String>> {
+        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+        let mut ids = Vec::with_capacity(bodies.len());
+        for chunk in bodies.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, body)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .sqs
+                .send_message_batch()
+                .queue_url(self.output("QUEUE_URL")?)
+                .set_entries(Some(entries))
+                .send()
+                .await?;
+            if !out.failed.is_empty() {
+                bail!("SendMessageBatch failed entries: {:?}", out.failed);
+            }
+            let mut ok = out.successful;
+            ok.sort_by_key(|e| e.id.parse::<usize>().unwrap_or(usize::MAX));
+            ids.extend(ok.into_iter().map(|e| e.message_id));
+        }
+        Ok(ids)
+    }
+
+    /// Adds environment variables to a function (`CONSUMER_FUNCTION_NAME` or
+    /// `PRODUCER_FUNCTION_NAME`), e.g. `AWS_ENDPOINT_URL_S3` to send its S3
+    /// calls through a proxy; the emulator restarts its workers.
+    pub async fn set_function_env(&self, function: &str, vars: &[(&str, String)]) -> Result<()> {
+        use aws_sdk_lambda::types::Environment;
+        let name = self.output(function)?;
+        let current = self
+            .lambda
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await?;
+        let mut variables = current
+            .environment
+            .and_then(|e| e.variables)
+            .unwrap_or_default();
+        for (k, v) in vars {
+            variables.insert((*k).to_owned(), v.clone());
+        }
+        self.lambda
+            .update_function_configuration()
+            .function_name(name)
+            .environment(
+                Environment::builder()
+                    .set_variables(Some(variables))
+                    .build(),
+            )
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Invokes the consumer directly with an SQS event; returns its answer
+    /// (a partial batch response) or fails on a function error.
+    pub async fn invoke_consumer(&self, event: &serde_json::Value) -> Result<serde_json::Value> {
+        let out = self
+            .lambda
+            .invoke()
+            .function_name(self.output("CONSUMER_FUNCTION_NAME")?)
+            .payload(aws_sdk_lambda::primitives::Blob::new(serde_json::to_vec(
+                event,
+            )?))
+            .send()
+            .await?;
+        let payload = out.payload.map(|b| b.into_inner()).unwrap_or_default();
+        if let Some(error) = out.function_error {
+            bail!(
+                "consumer failed ({error}): {}",
+                String::from_utf8_lossy(&payload)
+            );
+        }
+        Ok(serde_json::from_slice(&payload)?)
+    }
+
+    /// Process ids of this stack's running consumer (found by the function
+    /// name in each process's environment).
+    pub fn consumer_pids(&self) -> Result<Vec<u32>> {
+        let needle = format!(
+            "AWS_LAMBDA_FUNCTION_NAME={}",
+            self.output("CONSUMER_FUNCTION_NAME")?
+        );
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc")?.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+                continue;
+            };
+            if environ
+                .split(|b| *b == 0)
+                .any(|var| var == needle.as_bytes())
+            {
+                pids.push(pid);
+            }
+        }
+        Ok(pids)
     }
 
     /// Every record item in the table.
@@ -222,7 +372,12 @@ impl Stack {
                 .set_continuation_token(token)
                 .send()
                 .await?;
-            out.extend(page.contents.unwrap_or_default().into_iter().filter_map(|o| o.key));
+            out.extend(
+                page.contents
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|o| o.key),
+            );
             token = page.next_continuation_token;
             if token.is_none() {
                 return Ok(out);
@@ -232,7 +387,13 @@ impl Stack {
 
     /// One object, parsed as JSON.
     pub async fn object(&self, key: &str) -> Result<serde_json::Value> {
-        let out = self.s3.get_object().bucket(self.output("BUCKET_NAME")?).key(key).send().await?;
+        let out = self
+            .s3
+            .get_object()
+            .bucket(self.output("BUCKET_NAME")?)
+            .key(key)
+            .send()
+            .await?;
         let bytes = out.body.collect().await?.into_bytes();
         serde_json::from_slice(&bytes).with_context(|| format!("object {key} is not JSON"))
     }
@@ -251,17 +412,30 @@ impl Stack {
             .await?;
         let attrs = out.attributes.unwrap_or_default();
         let get = |a: &A| attrs.get(a).and_then(|v| v.parse().ok()).unwrap_or(0);
-        Ok((get(&A::ApproximateNumberOfMessages), get(&A::ApproximateNumberOfMessagesNotVisible)))
+        Ok((
+            get(&A::ApproximateNumberOfMessages),
+            get(&A::ApproximateNumberOfMessagesNotVisible),
+        ))
     }
 
     /// Bodies of the messages in the dead-letter queue.
     pub async fn dlq_bodies(&self) -> Result<Vec<String>> {
-        Ok(self.dlq_messages().await?.into_iter().map(|(_, body)| body).collect())
+        Ok(self
+            .dlq_messages()
+            .await?
+            .into_iter()
+            .map(|(_, body)| body)
+            .collect())
     }
 
     /// Message ids of the messages in the dead-letter queue.
     pub async fn dlq_message_ids(&self) -> Result<Vec<String>> {
-        Ok(self.dlq_messages().await?.into_iter().map(|(id, _)| id).collect())
+        Ok(self
+            .dlq_messages()
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
     }
 
     /// (message id, body) of every message in the dead-letter queue. They are
@@ -300,6 +474,41 @@ impl Stack {
         }
         Ok(messages)
     }
+}
+
+/// An SQS event as Lambda delivers it, for direct invocations.
+pub fn sqs_event(messages: &[(String, String)]) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|(id, body)| {
+            serde_json::json!({
+                "messageId": id,
+                "receiptHandle": format!("synthetic-{id}"),
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1798329723000",
+                               "ApproximateFirstReceiveTimestamp": "1798329723456"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:synthetic",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+/// The message ids listed in a partial batch response.
+pub fn reported_failures(response: &serde_json::Value) -> Result<Vec<String>> {
+    let Some(list) = response.get("batchItemFailures").and_then(|v| v.as_array()) else {
+        bail!("not a partial batch response: {response}");
+    };
+    list.iter()
+        .map(|f| match f.get("itemIdentifier").and_then(|v| v.as_str()) {
+            Some(id) if !id.is_empty() => Ok(id.to_owned()),
+            _ => bail!("empty or missing itemIdentifier in {response}"),
+        })
+        .collect()
 }
 
 /// Reads a record item back.

@@ -75,7 +75,12 @@ pub struct Rule {
 impl Rule {
     /// A rule with no limit.
     pub fn new(op: Op, fault: Fault, share: f64) -> Self {
-        Self { op, fault, share, limit: None }
+        Self {
+            op,
+            fault,
+            share,
+            limit: None,
+        }
     }
 }
 
@@ -116,18 +121,27 @@ impl FaultProxy {
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
             rules: Mutex::new(rules),
-            counters: Mutex::new(Counters { fired: vec![0; n], ..Default::default() }),
-            client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?,
+            counters: Mutex::new(Counters {
+                fired: vec![0; n],
+                ..Default::default()
+            }),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()?,
         });
         let state = shared.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let state = state.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
                     let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await;
                 });
             }
         });
@@ -148,12 +162,20 @@ impl FaultProxy {
 
     /// Requests of `op` seen so far.
     pub fn seen(&self, op: Op) -> u64 {
-        lock(&self.shared.counters).seen.get(&op).copied().unwrap_or(0)
+        lock(&self.shared.counters)
+            .seen
+            .get(&op)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Faults injected into `op` so far.
     pub fn injected(&self, op: Op) -> u64 {
-        lock(&self.shared.counters).injected.get(&op).copied().unwrap_or(0)
+        lock(&self.shared.counters)
+            .injected
+            .get(&op)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -168,7 +190,9 @@ fn classify(method: &hyper::Method, path: &str, target: Option<&str>) -> Op {
         Some(t) if t.ends_with(".SendMessageBatch") => Op::SqsSendMessageBatch,
         Some(_) => Op::Other,
         // Path-style S3: PUT /bucket/key is PutObject.
-        None if method == hyper::Method::PUT && path.trim_start_matches('/').contains('/') => Op::S3PutObject,
+        None if method == hyper::Method::PUT && path.trim_start_matches('/').contains('/') => {
+            Op::S3PutObject
+        }
         None => Op::Other,
     }
 }
@@ -203,7 +227,9 @@ fn answer(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Ans
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     if let Ok(v) = content_type.parse() {
-        response.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
     }
     response
 }
@@ -231,40 +257,83 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, s
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?
         .to_bytes();
-    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok());
     let op = classify(&parts.method, parts.uri.path(), target);
     let fault = draw(&shared, op);
     let ddb = "com.amazonaws.dynamodb.v20120810#";
     let injected = "injected by the fault proxy";
     let body = match fault {
         None => body,
-        Some(Fault::S3SlowDown) => return Ok(s3_error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.")),
-        Some(Fault::S3InternalError) => return Ok(s3_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", injected)),
+        Some(Fault::S3SlowDown) => {
+            return Ok(s3_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SlowDown",
+                "Please reduce your request rate.",
+            ))
+        }
+        Some(Fault::S3InternalError) => {
+            return Ok(s3_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                injected,
+            ))
+        }
         Some(Fault::DynamoThroughputExceeded) => {
-            return Ok(json_error(StatusCode::BAD_REQUEST, &format!("{ddb}ProvisionedThroughputExceededException"), injected))
+            return Ok(json_error(
+                StatusCode::BAD_REQUEST,
+                &format!("{ddb}ProvisionedThroughputExceededException"),
+                injected,
+            ))
         }
         Some(Fault::DynamoThrottling) => {
-            return Ok(json_error(StatusCode::BAD_REQUEST, &format!("{ddb}ThrottlingException"), injected))
+            return Ok(json_error(
+                StatusCode::BAD_REQUEST,
+                &format!("{ddb}ThrottlingException"),
+                injected,
+            ))
         }
         Some(Fault::DynamoInternalError) => {
-            return Ok(json_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{ddb}InternalServerError"), injected))
+            return Ok(json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("{ddb}InternalServerError"),
+                injected,
+            ))
         }
         Some(Fault::SqsInternalError) => {
-            return Ok(json_error(StatusCode::INTERNAL_SERVER_ERROR, "com.amazonaws.sqs#InternalError", injected))
+            return Ok(json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "com.amazonaws.sqs#InternalError",
+                injected,
+            ))
         }
-        Some(Fault::Reset) => return Err(std::io::Error::other("connection reset by the fault proxy")),
+        Some(Fault::Reset) => {
+            return Err(std::io::Error::other("connection reset by the fault proxy"))
+        }
         Some(Fault::Delay(d)) => {
             tokio::time::sleep(d).await;
             body
         }
         Some(Fault::Unprocessed(share)) => return unprocessed(&shared, &parts, body, share).await,
-        Some(Fault::SqsPartialFailed(share)) => return partial_failed(&shared, &parts, body, share).await,
+        Some(Fault::SqsPartialFailed(share)) => {
+            return partial_failed(&shared, &parts, body, share).await
+        }
     };
     forward(&shared, &parts, body).await
 }
 
-async fn forward(shared: &Shared, parts: &hyper::http::request::Parts, body: Bytes) -> Result<Answer, std::io::Error> {
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+async fn forward(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+) -> Result<Answer, std::io::Error> {
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     let url = format!("{}{path}", shared.upstream);
     let mut request = shared.client.request(parts.method.clone(), &url).body(body);
     for (name, value) in &parts.headers {
@@ -272,10 +341,16 @@ async fn forward(shared: &Shared, parts: &hyper::http::request::Parts, body: Byt
             request = request.header(name, value);
         }
     }
-    let response = request.send().await.map_err(|e| std::io::Error::other(e.to_string()))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let status = response.status();
     let headers = response.headers().clone();
-    let bytes = response.bytes().await.map_err(|e| std::io::Error::other(e.to_string()))?;
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut out = Response::new(Full::new(bytes));
     *out.status_mut() = status;
     for (name, value) in &headers {
@@ -295,7 +370,12 @@ fn split<T>(items: Vec<T>, share: f64) -> (Vec<T>, Vec<T>) {
     (kept, held)
 }
 
-async fn unprocessed(shared: &Shared, parts: &hyper::http::request::Parts, body: Bytes, share: f64) -> Result<Answer, std::io::Error> {
+async fn unprocessed(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+    share: f64,
+) -> Result<Answer, std::io::Error> {
     let mut request: Value = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
     let mut held_back = serde_json::Map::new();
     if let Some(tables) = request["RequestItems"].as_object_mut() {
@@ -309,7 +389,9 @@ async fn unprocessed(shared: &Shared, parts: &hyper::http::request::Parts, body:
         }
         tables.retain(|_, w| w.as_array().is_some_and(|a| !a.is_empty()));
     }
-    let nothing_left = request["RequestItems"].as_object().is_none_or(|t| t.is_empty());
+    let nothing_left = request["RequestItems"]
+        .as_object()
+        .is_none_or(|t| t.is_empty());
     let mut response: Value = if nothing_left {
         json!({ "UnprocessedItems": {} })
     } else {
@@ -317,7 +399,12 @@ async fn unprocessed(shared: &Shared, parts: &hyper::http::request::Parts, body:
         if !forwarded.status().is_success() {
             return Ok(forwarded);
         }
-        let bytes = forwarded.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
+        let bytes = forwarded
+            .into_body()
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
         serde_json::from_slice(&bytes).map_err(std::io::Error::other)?
     };
     let slot = response
@@ -333,10 +420,19 @@ async fn unprocessed(shared: &Shared, parts: &hyper::http::request::Parts, body:
             }
         }
     }
-    Ok(answer(StatusCode::OK, "application/x-amz-json-1.0", response.to_string()))
+    Ok(answer(
+        StatusCode::OK,
+        "application/x-amz-json-1.0",
+        response.to_string(),
+    ))
 }
 
-async fn partial_failed(shared: &Shared, parts: &hyper::http::request::Parts, body: Bytes, share: f64) -> Result<Answer, std::io::Error> {
+async fn partial_failed(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+    share: f64,
+) -> Result<Answer, std::io::Error> {
     let mut request: Value = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
     let entries = request["Entries"].as_array().cloned().unwrap_or_default();
     let (kept, held) = split(entries, share);
@@ -352,7 +448,12 @@ async fn partial_failed(shared: &Shared, parts: &hyper::http::request::Parts, bo
         if !forwarded.status().is_success() {
             return Ok(forwarded);
         }
-        let bytes = forwarded.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
+        let bytes = forwarded
+            .into_body()
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
         serde_json::from_slice::<Value>(&bytes).map_err(std::io::Error::other)?
     };
     let slot = response
@@ -363,7 +464,11 @@ async fn partial_failed(shared: &Shared, parts: &hyper::http::request::Parts, bo
     if let Some(list) = slot.as_array_mut() {
         list.extend(failed);
     }
-    Ok(answer(StatusCode::OK, "application/x-amz-json-1.0", response.to_string()))
+    Ok(answer(
+        StatusCode::OK,
+        "application/x-amz-json-1.0",
+        response.to_string(),
+    ))
 }
 
 #[cfg(test)]
@@ -375,10 +480,15 @@ mod tests {
         let shared = Shared {
             upstream: String::new(),
             rules: Mutex::new(vec![Rule::new(Op::S3PutObject, Fault::S3SlowDown, 0.25)]),
-            counters: Mutex::new(Counters { fired: vec![0], ..Default::default() }),
+            counters: Mutex::new(Counters {
+                fired: vec![0],
+                ..Default::default()
+            }),
             client: reqwest::Client::new(),
         };
-        let hits = (0..100).filter(|_| draw(&shared, Op::S3PutObject).is_some()).count();
+        let hits = (0..100)
+            .filter(|_| draw(&shared, Op::S3PutObject).is_some())
+            .count();
         assert_eq!(hits, 25);
         assert!(draw(&shared, Op::DynamoBatchWriteItem).is_none());
     }

@@ -21,7 +21,11 @@ fn stored_body(raw: &str) -> Value {
 async fn wait_for_items(stack: &Stack, n: usize) -> Result<()> {
     wait_until(&format!("{n} items in the table"), SETTLE, || async {
         let items = stack.items().await?;
-        ensure!(items.len() <= n, "more items than messages: {}", items.len());
+        ensure!(
+            items.len() <= n,
+            "more items than messages: {}",
+            items.len()
+        );
         Ok((items.len() == n).then_some(()))
     })
     .await
@@ -36,10 +40,16 @@ async fn producer_and_raw_messages_each_end_as_one_object_and_one_item() -> Resu
     let (status, body) = stack.post_messages(&Value::Array(batch.clone())).await?;
     ensure!(status == 202, "POST of 20 answered {status}: {body}");
     let answer: EnqueueResponse = serde_json::from_value(body)?;
-    ensure!(answer.accepted.len() == 20 && answer.failed.is_empty(), "{answer:?}");
+    ensure!(
+        answer.accepted.len() == 20 && answer.failed.is_empty(),
+        "{answer:?}"
+    );
     for accepted in &answer.accepted {
         ensure!(accepted.id == record_id(&accepted.message_id).to_string());
-        sent.insert(accepted.message_id.clone(), batch[accepted.index].to_string());
+        sent.insert(
+            accepted.message_id.clone(),
+            batch[accepted.index].to_string(),
+        );
     }
 
     let single = json!({"hello": "world", "big": 12345678901234567890u64});
@@ -48,7 +58,13 @@ async fn producer_and_raw_messages_each_end_as_one_object_and_one_item() -> Resu
     let answer: EnqueueResponse = serde_json::from_value(body)?;
     sent.insert(answer.accepted[0].message_id.clone(), single.to_string());
 
-    for raw in ["hello", r#"{"raw":true}"#, "héllo \u{1F980}", "123", "[1,2]"] {
+    for raw in [
+        "hello",
+        r#"{"raw":true}"#,
+        "héllo \u{1F980}",
+        "123",
+        "[1,2]",
+    ] {
         let message_id = stack.send_raw(raw).await?;
         sent.insert(message_id, raw.to_owned());
     }
@@ -58,29 +74,45 @@ async fn producer_and_raw_messages_each_end_as_one_object_and_one_item() -> Resu
     let by_message: HashMap<&str, _> = items.iter().map(|i| (i.message_id.as_str(), i)).collect();
     ensure!(by_message.len() == sent.len(), "one item per message id");
     let keys: HashSet<String> = stack.object_keys().await?.into_iter().collect();
-    ensure!(keys.len() == sent.len(), "{} objects for {} messages", keys.len(), sent.len());
+    ensure!(
+        keys.len() == sent.len(),
+        "{} objects for {} messages",
+        keys.len(),
+        sent.len()
+    );
 
     for (message_id, raw) in &sent {
         let id = record_id(message_id);
         let key = s3_key("records/", &id);
-        let item = by_message.get(message_id.as_str()).context("item for message")?;
+        let item = by_message
+            .get(message_id.as_str())
+            .context("item for message")?;
         ensure!(item.id == id.to_string() && item.s3_key == key, "{item:?}");
         ensure!(item.body_bytes == raw.len() as u64, "{item:?}");
         let object = stack.object(&key).await?;
         ensure!(object["id"] == id.to_string(), "{object}");
         ensure!(object["messageId"] == message_id.as_str(), "{object}");
-        ensure!(object["body"] == stored_body(raw), "body of {message_id}: {object}");
+        ensure!(
+            object["body"] == stored_body(raw),
+            "body of {message_id}: {object}"
+        );
     }
 
     let (message_id, _) = sent.iter().next().context("a message")?;
     let (status, record) = stack.get_message(message_id).await?;
-    ensure!(status == 200 && record["messageId"] == message_id.as_str(), "{status} {record}");
+    ensure!(
+        status == 200 && record["messageId"] == message_id.as_str(),
+        "{status} {record}"
+    );
 
     wait_until("the queue to drain", SETTLE, || async {
         Ok((stack.depth("QUEUE_URL").await? == (0, 0)).then_some(()))
     })
     .await?;
-    ensure!(stack.dlq_bodies().await?.is_empty(), "nothing may be dead-lettered");
+    ensure!(
+        stack.dlq_bodies().await?.is_empty(),
+        "nothing may be dead-lettered"
+    );
     Ok(())
 }
 
@@ -89,7 +121,11 @@ async fn a_message_that_always_fails_is_retried_and_ends_in_the_dlq() -> Result<
     let marker = tests::unique("poison");
     let stack = Stack::deploy(
         "e2e-dlq",
-        &[("RejectMarker", &marker), ("QueueVisibilityTimeout", "2"), ("ConsumerTimeout", "3")],
+        &[
+            ("RejectMarker", &marker),
+            ("QueueVisibilityTimeout", "2"),
+            ("ConsumerTimeout", "3"),
+        ],
     )
     .await?;
     let poison = format!(r#"{{"payload":"{marker}"}}"#);
@@ -107,9 +143,15 @@ async fn a_message_that_always_fails_is_retried_and_ends_in_the_dlq() -> Result<
     ensure!(dead == vec![poison.clone()], "DLQ holds {dead:?}");
     let items = stack.items().await?;
     ensure!(items.len() == 3, "the good messages are stored once each");
-    ensure!(items.iter().all(|i| i.message_id != poison_id), "the poison message was not stored");
+    ensure!(
+        items.iter().all(|i| i.message_id != poison_id),
+        "the poison message was not stored"
+    );
     let key = s3_key("records/", &record_id(&poison_id));
-    ensure!(!stack.object_keys().await?.contains(&key), "no object for the poison message");
+    ensure!(
+        !stack.object_keys().await?.contains(&key),
+        "no object for the poison message"
+    );
     Ok(())
 }
 
@@ -139,14 +181,31 @@ async fn the_same_message_delivered_twice_yields_one_object_and_one_item() -> Re
             .payload(Blob::new(serde_json::to_vec(&event)?))
             .send()
             .await?;
-        ensure!(out.function_error.is_none(), "delivery {delivery} failed: {:?}", out.payload);
-        let response: Value = serde_json::from_slice(out.payload.as_ref().map(Blob::as_ref).unwrap_or(b"null"))?;
-        ensure!(response == json!({"batchItemFailures": []}), "delivery {delivery}: {response}");
+        ensure!(
+            out.function_error.is_none(),
+            "delivery {delivery} failed: {:?}",
+            out.payload
+        );
+        let response: Value =
+            serde_json::from_slice(out.payload.as_ref().map(Blob::as_ref).unwrap_or(b"null"))?;
+        ensure!(
+            response == json!({"batchItemFailures": []}),
+            "delivery {delivery}: {response}"
+        );
         objects.push(stack.object(&key).await?);
     }
-    ensure!(objects[0] == objects[1], "redelivery rewrote a different object");
+    ensure!(
+        objects[0] == objects[1],
+        "redelivery rewrote a different object"
+    );
     let items = stack.items().await?;
-    ensure!(items.len() == 1 && items[0].message_id == message_id, "{items:?}");
-    ensure!(stack.object_keys().await? == vec![key], "exactly one object");
+    ensure!(
+        items.len() == 1 && items[0].message_id == message_id,
+        "{items:?}"
+    );
+    ensure!(
+        stack.object_keys().await? == vec![key],
+        "exactly one object"
+    );
     Ok(())
 }

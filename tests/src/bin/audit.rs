@@ -54,7 +54,10 @@ fn args() -> Args {
             "--ledger" => ledger = it.next().map(PathBuf::from),
             "--outputs" => outputs = it.next().map(PathBuf::from).unwrap_or_else(|| usage()),
             "--wait" => {
-                let secs = it.next().and_then(|s| s.parse().ok()).unwrap_or_else(|| usage());
+                let secs = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| usage());
                 wait = Duration::from_secs(secs);
             }
             "-h" | "--help" => usage(),
@@ -68,11 +71,16 @@ fn args() -> Args {
         eprintln!("audit: --ledger is required");
         usage()
     };
-    Args { ledger, outputs, wait }
+    Args {
+        ledger,
+        outputs,
+        wait,
+    }
 }
 
 fn read_ledger(path: &PathBuf) -> Result<Vec<Sent>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading ledger {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading ledger {}", path.display()))?;
     Ok(text
         .lines()
         .filter(|l| l.trim_start().starts_with('{'))
@@ -85,7 +93,10 @@ async fn main() -> Result<()> {
     let args = args();
     let sent = read_ledger(&args.ledger)?;
     if sent.is_empty() {
-        bail!("the ledger {} names no accepted message", args.ledger.display());
+        bail!(
+            "the ledger {} names no accepted message",
+            args.ledger.display()
+        );
     }
     let stack = tests::Stack::from_outputs_file(&args.outputs).await?;
 
@@ -93,7 +104,10 @@ async fn main() -> Result<()> {
     let started = Instant::now();
     let mut depth = stack.depth("QUEUE_URL").await?;
     while depth != (0, 0) && started.elapsed() < args.wait {
-        eprintln!("audit: waiting for the queue to drain ({} visible, {} in flight)", depth.0, depth.1);
+        eprintln!(
+            "audit: waiting for the queue to drain ({} visible, {} in flight)",
+            depth.0, depth.1
+        );
         tokio::time::sleep(Duration::from_secs(2)).await;
         depth = stack.depth("QUEUE_URL").await?;
     }
@@ -110,7 +124,8 @@ async fn main() -> Result<()> {
     let prefix = "records/";
 
     let mut by_key: HashMap<&str, usize> = HashMap::new();
-    let (mut stored, mut dead_lettered, mut missing, mut orphan_objects) = (0usize, 0usize, Vec::new(), 0usize);
+    let (mut stored, mut dead_lettered, mut missing, mut orphan_objects) =
+        (0usize, 0usize, Vec::new(), 0usize);
     let (mut poison_stored, mut poison_not_dead, mut healthy_dead) = (0usize, 0usize, 0usize);
     let mut ids_seen = HashSet::new();
     let mut repeated_ids = 0usize;
@@ -120,7 +135,9 @@ async fn main() -> Result<()> {
             continue;
         }
         let id = record_id(&s.message_id);
-        let has_item = items.get(&id.to_string()).is_some_and(|m| *m == s.message_id);
+        let has_item = items
+            .get(&id.to_string())
+            .is_some_and(|m| *m == s.message_id);
         let has_object = keys.contains(&pipeline_core::s3_key(prefix, &id));
         let in_dlq = dead.contains(&s.message_id);
         if has_item && has_object {
@@ -141,7 +158,12 @@ async fn main() -> Result<()> {
             healthy_dead += 1;
         }
     }
-    let duplicated = by_key.values().filter(|&&n| n > 1).map(|n| n - 1).sum::<usize>() + repeated_ids;
+    let duplicated = by_key
+        .values()
+        .filter(|&&n| n > 1)
+        .map(|n| n - 1)
+        .sum::<usize>()
+        + repeated_ids;
     let pending = if depth == (0, 0) { 0 } else { missing.len() };
     let lost = missing.len() - pending;
 
@@ -162,7 +184,9 @@ async fn main() -> Result<()> {
         eprintln!("audit: not stored and not dead-lettered: {id}");
     }
     if lost > 0 || duplicated > 0 || poison_stored > 0 {
-        eprintln!("audit: FAILED: {lost} lost, {duplicated} duplicated, {poison_stored} poison stored");
+        eprintln!(
+            "audit: FAILED: {lost} lost, {duplicated} duplicated, {poison_stored} poison stored"
+        );
         std::process::exit(1);
     }
     if pending > 0 || poison_not_dead > 0 {
