@@ -402,3 +402,97 @@ async fn bodies_with_the_reject_marker_are_reported_and_not_written() {
     assert_eq!(s.objects.keys().len(), 1);
     assert_eq!(s.records.ids(), HashSet::from([rid("a")]));
 }
+
+/// An event as Lambda sends it, parsed the way the runtime parses it.
+fn event_from_json(records: serde_json::Value) -> SqsEvent {
+    serde_json::from_value(serde_json::json!({ "Records": records })).expect("event parses")
+}
+
+#[tokio::test]
+async fn bodies_at_the_sqs_size_limit_are_stored_whole() {
+    let limit = pipeline_core::MAX_SQS_MESSAGE_BYTES;
+    let json_body = format!(r#"{{"pad":"{}"}}"#, "x".repeat(limit - 10));
+    let text_body = "y".repeat(limit);
+    assert_eq!(json_body.len(), limit);
+    let s = state(MemObjects::default(), MemRecords::default());
+    let records = vec![message("big-json", &json_body), message("big-text", &text_body)];
+    let report = handle(&s, &event(records), far()).await.expect("handled");
+    assert!(report.failures.is_empty());
+    let items = s.records.items.lock().expect("lock").clone();
+    assert_eq!(items[&rid("big-json")].body_bytes, limit as u64);
+    let object = s.objects.get(&s3_key("records/", &record_id("big-text"))).expect("object");
+    assert_eq!(object["body"].as_str().map(str::len), Some(limit));
+}
+
+#[tokio::test]
+async fn unusual_unicode_survives_as_valid_json() {
+    let bodies = [
+        "\u{202E}right-to-left\u{202C} \u{200D}\u{1F468}\u{200D}\u{1F469}",
+        r#"{"lone":"\ud800"}"#,
+        "\u{FEFF}{\"bom\":1}",
+        "tab\tnew\nline\r\u{7F}",
+        r#"{"escaped":"\u0000\u001f"}"#,
+        "日本語のテキスト",
+    ];
+    let records: Vec<SqsMessage> = bodies.iter().enumerate().map(|(i, b)| message(&format!("u-{i}"), b)).collect();
+    let s = state(MemObjects::default(), MemRecords::default());
+    let report = handle(&s, &event(records), far()).await.expect("handled");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    for (i, raw) in bodies.iter().enumerate() {
+        let object = s.objects.get(&s3_key("records/", &record_id(&format!("u-{i}")))).expect("valid JSON object");
+        match serde_json::from_str::<serde_json::Value>(raw) {
+            Ok(parsed) => assert_eq!(object["body"], parsed, "body {i}"),
+            Err(_) => assert_eq!(object["body"].as_str(), Some(*raw), "body {i}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn message_attributes_of_every_type_and_a_missing_receipt_handle_are_fine() {
+    let e = event_from_json(serde_json::json!([{
+        "messageId": "attrs",
+        "body": "{}",
+        "attributes": {"ApproximateReceiveCount": "3", "SentTimestamp": "1798329723000",
+                        "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1798329723456",
+                        "AWSTraceHeader": "Root=1-00000000-000000000000000000000000"},
+        "messageAttributes": {
+            "s": {"stringValue": "text", "stringListValues": [], "binaryListValues": [], "dataType": "String"},
+            "n": {"stringValue": "-12.5e3", "stringListValues": [], "binaryListValues": [], "dataType": "Number"},
+            "b": {"binaryValue": "AAECAwT/", "stringListValues": [], "binaryListValues": [], "dataType": "Binary"},
+            "c": {"stringValue": "x", "stringListValues": [], "binaryListValues": [], "dataType": "String.custom"}
+        },
+        "md5OfBody": "99914b932bd37a50b983c5e7c90ae93b",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+        "awsRegion": "us-east-1"
+    }]));
+    let s = state(MemObjects::default(), MemRecords::default());
+    let report = handle(&s, &e, far()).await.expect("handled");
+    assert_eq!(report.stored, 1);
+}
+
+#[tokio::test]
+async fn a_fifo_event_as_lambda_sends_it_keeps_group_order() {
+    let fifo_record = |id: &str, group: &str, seq: &str| {
+        serde_json::json!({
+            "messageId": id, "receiptHandle": "rh", "body": format!("{{\"id\":\"{id}\"}}"),
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1798329723000",
+                            "SequenceNumber": seq, "MessageGroupId": group,
+                            "MessageDeduplicationId": id, "ApproximateFirstReceiveTimestamp": "1798329723456"},
+            "messageAttributes": {}, "md5OfBody": "x", "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q.fifo", "awsRegion": "us-east-1"
+        })
+    };
+    let e = event_from_json(serde_json::json!([
+        fifo_record("g1-a", "g1", "1"),
+        fifo_record("g2-a", "g2", "2"),
+        fifo_record("g1-b", "g1", "3"),
+        fifo_record("g1-c", "g1", "4"),
+    ]));
+    let records = MemRecords::default();
+    records.unprocessed.lock().expect("lock").insert(rid("g1-b"), u32::MAX);
+    let s = state(MemObjects::default(), records);
+    let report = handle(&s, &e, far()).await.expect("handled");
+    assert_eq!(failed_ids(&s, &report), vec!["g1-b", "g1-c"]);
+    assert!(s.records.ids().contains(&rid("g1-a")) && s.records.ids().contains(&rid("g2-a")));
+}

@@ -63,8 +63,13 @@ impl<'a> Body<'a> {
     /// Keeps a body as JSON when it parses as JSON, as a string otherwise.
     pub fn from_raw(raw: &'a str) -> Self {
         match serde_json::from_str::<&serde_json::value::RawValue>(raw) {
-            Ok(value) => Body::Json(value),
-            Err(_) => Body::Text(raw),
+            // Skipping over JSON does not check `\u` escapes; a lone surrogate
+            // such as "\ud800" would make the stored object unreadable to
+            // strict parsers, so bodies with escapes get a full parse.
+            Ok(value) if !raw.contains("\\u") || serde_json::from_str::<serde_json::Value>(raw).is_ok() => {
+                Body::Json(value)
+            }
+            _ => Body::Text(raw),
         }
     }
 
@@ -239,6 +244,8 @@ mod tests {
             serde_json::json!("\u{1F600} \"quoted\"")
         );
         assert_eq!(object(""), serde_json::json!(""));
+        assert_eq!(object(r#"{"lone":"\ud800"}"#), serde_json::json!(r#"{"lone":"\ud800"}"#));
+        assert_eq!(object(r#"{"pair":"\ud83d\ude00"}"#), serde_json::json!({"pair": "\u{1F600}"}));
     }
 
     #[test]
