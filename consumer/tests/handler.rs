@@ -415,12 +415,18 @@ async fn bodies_at_the_sqs_size_limit_are_stored_whole() {
     let text_body = "y".repeat(limit);
     assert_eq!(json_body.len(), limit);
     let s = state(MemObjects::default(), MemRecords::default());
-    let records = vec![message("big-json", &json_body), message("big-text", &text_body)];
+    let records = vec![
+        message("big-json", &json_body),
+        message("big-text", &text_body),
+    ];
     let report = handle(&s, &event(records), far()).await.expect("handled");
     assert!(report.failures.is_empty());
     let items = s.records.items.lock().expect("lock").clone();
     assert_eq!(items[&rid("big-json")].body_bytes, limit as u64);
-    let object = s.objects.get(&s3_key("records/", &record_id("big-text"))).expect("object");
+    let object = s
+        .objects
+        .get(&s3_key("records/", &record_id("big-text")))
+        .expect("object");
     assert_eq!(object["body"].as_str().map(str::len), Some(limit));
 }
 
@@ -434,12 +440,19 @@ async fn unusual_unicode_survives_as_valid_json() {
         r#"{"escaped":"\u0000\u001f"}"#,
         "日本語のテキスト",
     ];
-    let records: Vec<SqsMessage> = bodies.iter().enumerate().map(|(i, b)| message(&format!("u-{i}"), b)).collect();
+    let records: Vec<SqsMessage> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| message(&format!("u-{i}"), b))
+        .collect();
     let s = state(MemObjects::default(), MemRecords::default());
     let report = handle(&s, &event(records), far()).await.expect("handled");
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     for (i, raw) in bodies.iter().enumerate() {
-        let object = s.objects.get(&s3_key("records/", &record_id(&format!("u-{i}")))).expect("valid JSON object");
+        let object = s
+            .objects
+            .get(&s3_key("records/", &record_id(&format!("u-{i}"))))
+            .expect("valid JSON object");
         match serde_json::from_str::<serde_json::Value>(raw) {
             Ok(parsed) => assert_eq!(object["body"], parsed, "body {i}"),
             Err(_) => assert_eq!(object["body"].as_str(), Some(*raw), "body {i}"),
@@ -490,7 +503,11 @@ async fn a_fifo_event_as_lambda_sends_it_keeps_group_order() {
         fifo_record("g1-c", "g1", "4"),
     ]));
     let records = MemRecords::default();
-    records.unprocessed.lock().expect("lock").insert(rid("g1-b"), u32::MAX);
+    records
+        .unprocessed
+        .lock()
+        .expect("lock")
+        .insert(rid("g1-b"), u32::MAX);
     let s = state(MemObjects::default(), records);
     let report = handle(&s, &e, far()).await.expect("handled");
     assert_eq!(failed_ids(&s, &report), vec!["g1-b", "g1-c"]);

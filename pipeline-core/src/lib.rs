@@ -66,7 +66,10 @@ impl<'a> Body<'a> {
             // Skipping over JSON does not check `\u` escapes; a lone surrogate
             // such as "\ud800" would make the stored object unreadable to
             // strict parsers, so bodies with escapes get a full parse.
-            Ok(value) if !raw.contains("\\u") || serde_json::from_str::<serde_json::Value>(raw).is_ok() => {
+            Ok(value)
+                if !raw.contains("\\u")
+                    || serde_json::from_str::<serde_json::Value>(raw).is_ok() =>
+            {
                 Body::Json(value)
             }
             _ => Body::Text(raw),
@@ -244,8 +247,14 @@ mod tests {
             serde_json::json!("\u{1F600} \"quoted\"")
         );
         assert_eq!(object(""), serde_json::json!(""));
-        assert_eq!(object(r#"{"lone":"\ud800"}"#), serde_json::json!(r#"{"lone":"\ud800"}"#));
-        assert_eq!(object(r#"{"pair":"\ud83d\ude00"}"#), serde_json::json!({"pair": "\u{1F600}"}));
+        assert_eq!(
+            object(r#"{"lone":"\ud800"}"#),
+            serde_json::json!(r#"{"lone":"\ud800"}"#)
+        );
+        assert_eq!(
+            object(r#"{"pair":"\ud83d\ude00"}"#),
+            serde_json::json!({"pair": "\u{1F600}"})
+        );
     }
 
     #[test]
