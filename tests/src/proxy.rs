@@ -113,9 +113,15 @@ impl Drop for FaultProxy {
 }
 
 impl FaultProxy {
-    /// Starts a proxy on 127.0.0.1 forwarding to `upstream` with `rules`.
+    /// Starts a proxy on a free port of 127.0.0.1 forwarding to `upstream`
+    /// with `rules`.
     pub async fn start(upstream: &str, rules: Vec<Rule>) -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(0, upstream, rules).await
+    }
+
+    /// Starts a proxy on 127.0.0.1:`port` (0: any free port).
+    pub async fn start_on(port: u16, upstream: &str, rules: Vec<Rule>) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let n = rules.len();
         let shared = Arc::new(Shared {
