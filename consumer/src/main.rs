@@ -7,7 +7,7 @@ use lambda_runtime::{service_fn, LambdaEvent};
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = consumer::Config::from_env()?;
-    let sdk = aws_config::load_from_env().await;
+    let sdk = load_sdk_config().await;
     let state = consumer::aws::state_from(&sdk, config);
     let state = &state;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
@@ -17,4 +17,18 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .map_err(lambda_runtime::Error::from)
     }))
     .await
+}
+
+/// The shared SDK configuration from the environment (region, credentials,
+/// `AWS_ENDPOINT_URL*`), with one HTTPS client, rustls on ring, for every
+/// service client.
+async fn load_sdk_config() -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .load()
+        .await
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = producer::Config::from_env()?;
-    let sdk = aws_config::load_from_env().await;
+    let sdk = load_sdk_config().await;
     let bind_addr = config.bind_addr.clone();
     let app = producer::app(Arc::new(producer::aws::state_from(&sdk, config)));
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
@@ -21,4 +21,18 @@ async fn main() -> Result<(), lambda_http::Error> {
         })
         .await?;
     Ok(())
+}
+
+/// The shared SDK configuration from the environment (region, credentials,
+/// `AWS_ENDPOINT_URL*`), with one HTTPS client, rustls on ring, for every
+/// service client.
+async fn load_sdk_config() -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .load()
+        .await
 }

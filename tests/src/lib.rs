@@ -31,7 +31,9 @@ pub fn endpoint() -> String {
 
 /// SDK configuration pointed at the emulator with its test credentials.
 pub async fn sdk_config() -> aws_config::SdkConfig {
+    let http = aws_smithy_http_client::Builder::new().build_http();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
         .endpoint_url(endpoint())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(
