@@ -3,14 +3,25 @@
 
 use std::sync::Arc;
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+fn main() -> Result<(), lambda_http::Error> {
+    // A Lambda environment serves one request at a time on at most a few
+    // vCPUs: one thread avoids cross-thread wake-ups. As a service, use them all.
+    let on_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    let mut runtime = if on_lambda {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    runtime.enable_all().build()?.block_on(run(on_lambda))
+}
+
+async fn run(on_lambda: bool) -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = producer::Config::from_env()?;
     let sdk = load_sdk_config().await;
     let bind_addr = config.bind_addr.clone();
     let app = producer::app(Arc::new(producer::aws::state_from(&sdk, config)));
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+    if on_lambda {
         return lambda_http::run(app).await;
     }
     let listener = tokio::net::TcpListener::bind(&bind_addr).await?;
