@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use pipeline_core::env::{Env, EnvError};
+
 use crate::Error;
 
 /// Settings of the consumer, read from the environment at init.
@@ -44,61 +46,36 @@ impl Config {
     /// Reads the configuration through `lookup`, so tests need not touch the
     /// process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let required = |name: &'static str| {
-            lookup(name)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or(Error::MissingEnv(name))
-        };
-        let number = |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, Error> {
-            match lookup(name).filter(|v| !v.trim().is_empty()) {
-                None => Ok(default),
-                Some(raw) => match raw.trim().parse::<u64>() {
-                    Ok(v) if (min..=max).contains(&v) => Ok(v),
-                    _ => Err(Error::InvalidEnv {
-                        name,
-                        reason: format!("expected a whole number from {min} to {max}, got {raw:?}"),
-                    }),
-                },
-            }
-        };
-        let flag = |name: &'static str| -> Result<bool, Error> {
-            match lookup(name).as_deref().map(str::trim) {
-                None | Some("") | Some("false") | Some("0") => Ok(false),
-                Some("true") | Some("1") => Ok(true),
-                Some(other) => Err(Error::InvalidEnv {
-                    name,
-                    reason: format!("expected true or false, got {other:?}"),
-                }),
-            }
-        };
-        let backoff_base = number("DYNAMODB_BACKOFF_BASE_MS", 25, 1, 10_000)?;
-        let backoff_cap = number("DYNAMODB_BACKOFF_CAP_MS", 1_000, 1, 60_000)?;
+        let env = Env(lookup);
+        let backoff_base = env.number("DYNAMODB_BACKOFF_BASE_MS", 25, 1, 10_000)?;
+        let backoff_cap = env.number("DYNAMODB_BACKOFF_CAP_MS", 1_000, 1, 60_000)?;
         if backoff_cap < backoff_base {
-            return Err(Error::InvalidEnv {
+            return Err(EnvError::Invalid {
                 name: "DYNAMODB_BACKOFF_CAP_MS",
                 reason: format!("must not be below DYNAMODB_BACKOFF_BASE_MS ({backoff_base})"),
-            });
+            }
+            .into());
         }
         Ok(Self {
-            bucket: required("BUCKET_NAME")?,
-            table: required("TABLE_NAME")?,
-            records_prefix: lookup("RECORDS_PREFIX")
+            bucket: env.required("BUCKET_NAME")?,
+            table: env.required("TABLE_NAME")?,
+            records_prefix: (env.0)("RECORDS_PREFIX")
                 .unwrap_or_else(|| pipeline_core::DEFAULT_RECORDS_PREFIX.to_owned()),
-            max_concurrency: number("MAX_CONCURRENCY", 64, 1, 10_000)? as usize,
-            deadline_margin: Duration::from_millis(number(
+            max_concurrency: env.number("MAX_CONCURRENCY", 64, 1, 10_000)? as usize,
+            deadline_margin: Duration::from_millis(env.number(
                 "DEADLINE_MARGIN_MS",
                 2_000,
                 0,
                 600_000,
             )?),
-            dynamodb_max_attempts: number("DYNAMODB_MAX_ATTEMPTS", 6, 1, 20)? as u32,
+            dynamodb_max_attempts: env.number("DYNAMODB_MAX_ATTEMPTS", 5, 1, 20)? as u32,
             backoff_base: Duration::from_millis(backoff_base),
             backoff_cap: Duration::from_millis(backoff_cap),
-            metrics_namespace: lookup("METRICS_NAMESPACE")
-                .filter(|v| !v.is_empty())
+            metrics_namespace: env
+                .text("METRICS_NAMESPACE")
                 .unwrap_or_else(|| "SqsPipeline".to_owned()),
-            s3_force_path_style: flag("S3_FORCE_PATH_STYLE")?,
-            reject_marker: lookup("REJECT_MARKER").filter(|v| !v.is_empty()),
+            s3_force_path_style: env.flag("S3_FORCE_PATH_STYLE")?,
+            reject_marker: (env.0)("REJECT_MARKER").filter(|v| !v.is_empty()),
         })
     }
 

@@ -4,6 +4,8 @@
 //! id, the S3 key layout, the stored object, the DynamoDB item, or the
 //! producer's request and response bodies. It has no AWS dependency.
 
+pub mod env;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

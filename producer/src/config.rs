@@ -1,5 +1,7 @@
 //! Configuration read once at start-up from the environment.
 
+use pipeline_core::env::Env;
+
 use crate::Error;
 
 /// Settings of the producer.
@@ -29,26 +31,14 @@ impl Config {
 
     /// Reads the configuration through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let required = |name: &'static str| get(name).ok_or(Error::MissingEnv(name));
-        let number =
-            |name: &'static str, default: usize, min: usize, max: usize| -> Result<usize, Error> {
-                match get(name) {
-                    None => Ok(default),
-                    Some(raw) => match raw.trim().parse::<usize>() {
-                        Ok(v) if (min..=max).contains(&v) => Ok(v),
-                        _ => Err(Error::InvalidEnv {
-                            name,
-                            reason: format!(
-                                "expected a whole number from {min} to {max}, got {raw:?}"
-                            ),
-                        }),
-                    },
-                }
-            };
+        let env = Env(lookup);
+        let number = |name, default: usize, min: usize, max: usize| {
+            env.number(name, default as u64, min as u64, max as u64)
+                .map(|v| v as usize)
+        };
         Ok(Self {
-            queue_url: required("QUEUE_URL")?,
-            table: required("TABLE_NAME")?,
+            queue_url: env.required("QUEUE_URL")?,
+            table: env.required("TABLE_NAME")?,
             max_messages: number("MAX_MESSAGES_PER_REQUEST", 500, 1, 10_000)?,
             // Lambda's own request payload limit is 6 MB.
             max_request_bytes: number(
@@ -59,7 +49,9 @@ impl Config {
             )?,
             send_concurrency: number("SEND_CONCURRENCY", 16, 1, 256)?,
             send_max_attempts: number("SEND_MAX_ATTEMPTS", 3, 1, 10)? as u32,
-            bind_addr: get("BIND_ADDR").unwrap_or_else(|| "127.0.0.1:3000".to_owned()),
+            bind_addr: env
+                .text("BIND_ADDR")
+                .unwrap_or_else(|| "127.0.0.1:3000".to_owned()),
         })
     }
 

@@ -12,17 +12,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// Errors of the producer library.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A required environment variable is not set.
-    #[error("missing environment variable {0}")]
-    MissingEnv(&'static str),
-    /// An environment variable has a value we cannot use.
-    #[error("invalid environment variable {name}: {reason}")]
-    InvalidEnv {
-        /// The variable.
-        name: &'static str,
-        /// What is wrong with it.
-        reason: String,
-    },
+    /// A configuration variable is missing or unusable.
+    #[error(transparent)]
+    Config(#[from] pipeline_core::env::EnvError),
     /// SendMessageBatch failed as a whole.
     #[error("SQS SendMessageBatch failed")]
     Queue(#[source] BoxError),
