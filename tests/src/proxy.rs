@@ -401,17 +401,10 @@ async fn unprocessed(
     let mut response: Value = if nothing_left {
         json!({ "UnprocessedItems": {} })
     } else {
-        let forwarded = forward(shared, parts, Bytes::from(request.to_string())).await?;
-        if !forwarded.status().is_success() {
-            return Ok(forwarded);
+        match forward_json(shared, parts, &request).await? {
+            Ok(value) => value,
+            Err(failed) => return Ok(failed),
         }
-        let bytes = forwarded
-            .into_body()
-            .collect()
-            .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
-        serde_json::from_slice(&bytes).map_err(std::io::Error::other)?
     };
     let slot = response
         .as_object_mut()
@@ -433,6 +426,27 @@ async fn unprocessed(
     ))
 }
 
+/// Forwards a JSON request; the answer parsed, or the upstream's error as is.
+async fn forward_json(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    request: &Value,
+) -> Result<Result<Value, Answer>, std::io::Error> {
+    let forwarded = forward(shared, parts, Bytes::from(request.to_string())).await?;
+    if !forwarded.status().is_success() {
+        return Ok(Err(forwarded));
+    }
+    let bytes = forwarded
+        .into_body()
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    Ok(Ok(
+        serde_json::from_slice(&bytes).map_err(std::io::Error::other)?
+    ))
+}
+
 async fn partial_failed(
     shared: &Shared,
     parts: &hyper::http::request::Parts,
@@ -450,17 +464,10 @@ async fn partial_failed(
         json!({ "Successful": [] })
     } else {
         request["Entries"] = Value::Array(kept);
-        let forwarded = forward(shared, parts, Bytes::from(request.to_string())).await?;
-        if !forwarded.status().is_success() {
-            return Ok(forwarded);
+        match forward_json(shared, parts, &request).await? {
+            Ok(value) => value,
+            Err(failed) => return Ok(failed),
         }
-        let bytes = forwarded
-            .into_body()
-            .collect()
-            .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
-        serde_json::from_slice::<Value>(&bytes).map_err(std::io::Error::other)?
     };
     let slot = response
         .as_object_mut()
