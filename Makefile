@@ -2,11 +2,11 @@
 SHELL := bash
 
 .DEFAULT_GOAL := help
-.PHONY: help up down status test unit fmt lint audit
+.PHONY: help up down status test unit fmt lint audit check-infra package deploy
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
-	  awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-8s %s\n", $$1, $$2}'
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
 # ---- local stack (ministack emulator; see infra/local/NOTES.md) -------------
 
@@ -32,6 +32,17 @@ fmt: ## Format the code
 
 lint: ## Clippy with warnings as errors
 	cargo clippy --workspace --all-targets -- -D warnings
+
+# ---- AWS (see infra/DEPLOY.md) ---------------------------------------------
+
+check-infra: ## cfn-lint, sam validate, checkov, least-privilege IAM test, cargo deny (offline)
+	infra/check.sh
+
+package: ## x86_64 Lambda zips for provided.al2023 (cargo zigbuild, glibc 2.34); prints sizes
+	infra/package.sh
+
+deploy: ## Build for arm64 with cargo lambda and sam deploy to your AWS account (ARCH, PARAMETERS)
+	infra/deploy-aws.sh
 
 audit: ## Reconcile a run with the stack: make audit LEDGER=k6/results/<run>-ledger.jsonl
 	cargo run -q -p tests --bin audit -- --ledger "$(LEDGER)"

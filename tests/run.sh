@@ -32,6 +32,9 @@ fi
 step "release build and Lambda zips"
 CARGO_BUILD_FLAGS="--locked" bash infra/local/build.sh
 
+step "infra checks: cfn-lint, sam validate, checkov, least privilege, cargo deny, glibc"
+bash infra/check.sh
+
 step "emulator"
 started_here=0
 if ! emulator_healthy; then

@@ -1,7 +1,10 @@
 //! [`Queue`] and [`Records`] on the AWS SDK clients (feature `aws`).
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{
+    MessageSystemAttributeNameForSends, MessageSystemAttributeValue, SendMessageBatchRequestEntry,
+};
+use lambda_http::RequestExt;
 use pipeline_core::{attr, StoredRecord};
 
 use crate::store::{Entry, EntryFailure, EntryResult, Queue, Records};
@@ -17,6 +20,18 @@ pub fn state_from(
         records: DynamoRecords::new(aws_sdk_dynamodb::Client::new(sdk), config.table.clone()),
         config,
     }
+}
+
+/// The X-Ray trace header of the invocation whose request carries these
+/// extensions: `lambda_http` puts the Lambda `Context` there, and the
+/// runtime fills its `xray_trace_id` from `Lambda-Runtime-Trace-Id`. Read
+/// per request rather than from `_X_AMZN_TRACE_ID`, which the runtime leaves
+/// unset when it serves invocations concurrently.
+pub fn trace_header(extensions: &axum::http::Extensions) -> Option<String> {
+    extensions
+        .lambda_context_ref()
+        .and_then(|ctx| ctx.xray_trace_id.clone())
+        .filter(|id| !id.is_empty())
 }
 
 /// [`Queue`] on SQS.
@@ -41,11 +56,22 @@ impl Queue for SqsQueue {
         let request = entries
             .iter()
             .map(|e| {
-                SendMessageBatchRequestEntry::builder()
+                let mut entry = SendMessageBatchRequestEntry::builder()
                     .id(&e.id)
-                    .message_body(&e.body)
-                    .build()
-                    .map_err(|err| Error::Queue(err.into()))
+                    .message_body(&e.body);
+                if let Some(trace) = &e.trace_header {
+                    // Lambda's SQS poller links the consumer's trace to this one.
+                    let value = MessageSystemAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(trace)
+                        .build()
+                        .map_err(|err| Error::Queue(err.into()))?;
+                    entry = entry.message_system_attributes(
+                        MessageSystemAttributeNameForSends::AwsTraceHeader,
+                        value,
+                    );
+                }
+                entry.build().map_err(|err| Error::Queue(err.into()))
             })
             .collect::<Result<Vec<_>, Error>>()?;
         let output = self
@@ -163,10 +189,12 @@ mod tests {
             Entry {
                 id: "0".into(),
                 body: "{}".into(),
+                trace_header: None,
             },
             Entry {
                 id: "1".into(),
                 body: "{}".into(),
+                trace_header: None,
             },
         ];
         let mut results = queue.send_batch(&entries).await.expect("call succeeds");
@@ -175,6 +203,71 @@ mod tests {
         let failure = results[1].1.clone().expect_err("entry 1 failed");
         assert_eq!(failure.code, "InternalError");
         assert!(!failure.sender_fault);
+    }
+
+    const TRACE: &str =
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+
+    #[tokio::test]
+    async fn trace_header_is_sent_as_aws_trace_header_system_attribute() {
+        let rule = mock!(aws_sdk_sqs::Client::send_message_batch)
+            .match_requests(|req| {
+                let traces: Vec<Option<&str>> = req
+                    .entries()
+                    .iter()
+                    .map(|e| {
+                        e.message_system_attributes()
+                            .and_then(|a| {
+                                a.get(&MessageSystemAttributeNameForSends::AwsTraceHeader)
+                            })
+                            .filter(|v| v.data_type() == "String")
+                            .and_then(|v| v.string_value())
+                    })
+                    .collect();
+                traces == [Some(TRACE), None]
+            })
+            .then_output(|| {
+                SendMessageBatchOutput::builder()
+                    .successful(
+                        SendMessageBatchResultEntry::builder()
+                            .id("0")
+                            .message_id("mid-0")
+                            .md5_of_message_body("x")
+                            .build()
+                            .expect("valid"),
+                    )
+                    .set_failed(Some(Vec::new()))
+                    .build()
+                    .expect("valid")
+            });
+        let client = mock_client!(aws_sdk_sqs, [&rule]);
+        let entries = vec![
+            Entry {
+                id: "0".into(),
+                body: "{}".into(),
+                trace_header: Some(TRACE.into()),
+            },
+            Entry {
+                id: "1".into(),
+                body: "{}".into(),
+                trace_header: None,
+            },
+        ];
+        SqsQueue::new(client, "q")
+            .send_batch(&entries)
+            .await
+            .expect("the request carries the trace header on entry 0 only");
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[test]
+    fn trace_header_comes_from_the_lambda_context() {
+        let mut ctx = lambda_http::Context::default();
+        ctx.xray_trace_id = Some(TRACE.into());
+        let mut extensions = axum::http::Extensions::new();
+        assert_eq!(trace_header(&extensions), None, "outside Lambda");
+        extensions.insert(ctx);
+        assert_eq!(trace_header(&extensions).as_deref(), Some(TRACE));
     }
 
     #[tokio::test]

@@ -13,8 +13,8 @@ pub mod store;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::{header, request::Parts, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -70,8 +70,29 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// The X-Ray trace header of the Lambda invocation serving the request
+/// (none outside Lambda or without the `aws` feature).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceHeader(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for TraceHeader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        #[cfg(feature = "aws")]
+        let header = aws::trace_header(&parts.extensions);
+        #[cfg(not(feature = "aws"))]
+        let header = {
+            let _ = parts;
+            None
+        };
+        Ok(Self(header))
+    }
+}
+
 async fn post_messages<Q: Queue, R: Records>(
     State(state): State<Arc<AppState<Q, R>>>,
+    TraceHeader(trace_header): TraceHeader,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -84,6 +105,7 @@ async fn post_messages<Q: Queue, R: Records>(
         &bodies,
         config.send_concurrency,
         config.send_max_attempts,
+        trace_header.as_deref(),
     )
     .await;
     let status = if result.failed.is_empty() {
@@ -323,5 +345,74 @@ fn kind(raw: &str) -> &'static str {
         Some(b't' | b'f') => "a boolean",
         Some(b'n') => "null",
         _ => "a number",
+    }
+}
+
+#[cfg(all(test, feature = "aws"))]
+mod tests {
+    use std::sync::Mutex;
+
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Keeps the trace header of every entry it is asked to send.
+    #[derive(Default)]
+    struct TraceQueue(Mutex<Vec<Option<String>>>);
+
+    impl Queue for TraceQueue {
+        async fn send_batch(&self, entries: &[Entry]) -> Result<Vec<EntryResult>, Error> {
+            let mut seen = self.0.lock().expect("lock");
+            seen.extend(entries.iter().map(|e| e.trace_header.clone()));
+            Ok(entries
+                .iter()
+                .map(|e| (e.id.clone(), Ok(format!("mid-{}", e.id))))
+                .collect())
+        }
+    }
+
+    struct NoRecords;
+
+    impl Records for NoRecords {
+        async fn get(&self, _: &str) -> Result<Option<pipeline_core::StoredRecord>, Error> {
+            Ok(None)
+        }
+    }
+
+    async fn traces_sent(ctx: Option<lambda_http::Context>) -> Vec<Option<String>> {
+        let state = Arc::new(AppState {
+            queue: TraceQueue::default(),
+            records: NoRecords,
+            config: Config::for_tests(),
+        });
+        let mut request = Request::post("/messages")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(format!("[{}]", ["{}"; 12].join(","))))
+            .expect("valid request");
+        if let Some(ctx) = ctx {
+            request.extensions_mut().insert(ctx);
+        }
+        let response = app(state.clone())
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let seen = state.queue.0.lock().expect("lock").clone();
+        seen
+    }
+
+    #[tokio::test]
+    async fn every_message_carries_the_invocations_xray_trace_header() {
+        let trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let mut ctx = lambda_http::Context::default();
+        ctx.xray_trace_id = Some(trace.to_owned());
+        let seen = traces_sent(Some(ctx)).await;
+        assert_eq!(seen, vec![Some(trace.to_owned()); 12]);
+    }
+
+    #[tokio::test]
+    async fn messages_carry_no_trace_header_outside_lambda() {
+        assert_eq!(traces_sent(None).await, vec![None; 12]);
     }
 }

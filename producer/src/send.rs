@@ -36,15 +36,17 @@ pub fn chunks(bodies: &[String]) -> Vec<Vec<usize>> {
 }
 
 /// Sends every body, chunks concurrently, retrying entries SQS failed with a
-/// retryable error, and accounts for each one as accepted or failed.
+/// retryable error, and accounts for each one as accepted or failed. Each
+/// message carries `trace_header` (the request's X-Ray trace), if any.
 pub async fn send_all<Q: Queue>(
     queue: &Q,
     bodies: &[String],
     concurrency: usize,
     max_attempts: u32,
+    trace_header: Option<&str>,
 ) -> EnqueueResponse {
     let results: Vec<(Vec<Accepted>, Vec<Rejected>)> = stream::iter(chunks(bodies))
-        .map(|chunk| send_chunk(queue, bodies, chunk, max_attempts))
+        .map(|chunk| send_chunk(queue, bodies, chunk, max_attempts, trace_header))
         .buffer_unordered(concurrency)
         .collect()
         .await;
@@ -63,6 +65,7 @@ async fn send_chunk<Q: Queue>(
     bodies: &[String],
     mut pending: Vec<usize>,
     max_attempts: u32,
+    trace_header: Option<&str>,
 ) -> (Vec<Accepted>, Vec<Rejected>) {
     let mut accepted = Vec::with_capacity(pending.len());
     let mut failed = Vec::new();
@@ -74,6 +77,7 @@ async fn send_chunk<Q: Queue>(
             .map(|&i| Entry {
                 id: i.to_string(),
                 body: bodies[i].clone(),
+                trace_header: trace_header.map(str::to_owned),
             })
             .collect();
         let mut retry = Vec::new();

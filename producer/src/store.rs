@@ -14,6 +14,9 @@ pub struct Entry {
     pub id: String,
     /// The message body.
     pub body: String,
+    /// X-Ray trace header of the request, sent as the `AWSTraceHeader`
+    /// system attribute so the consumer's trace continues the producer's.
+    pub trace_header: Option<String>,
 }
 
 /// Why SQS did not take an entry.

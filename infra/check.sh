@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Offline checks of what is deployed to AWS (`make check-infra`; tests/run.sh
+# runs it before the end-to-end tests, so CI does too):
+#   cfn-lint          CloudFormation schema and best-practice rules
+#   sam-validate      `sam validate --lint` (SAM transform + cfn-lint)
+#   checkov           IaC security scan; every skipped check is justified in
+#                     the template's Metadata.checkov.skip
+#   least-privilege   infra/least_privilege.py: no wildcard IAM, exact action sets
+#   cargo-deny        licenses, bans, sources always; advisories when the
+#                     RustSec database can be fetched (it lives on GitHub)
+#   lambda-zips       .local/dist/*.zip (infra/local/build.sh): one executable
+#                     bootstrap each, glibc <= 2.34 (provided.al2023)
+# Tools are pinned (infra/requirements-{lint,checkov}.txt, CARGO_DENY_VERSION)
+# and installed once into .venv-infra/ and ~/.cargo/bin; later runs only check.
+#   Args: step names to run a subset (default: all).
+#   Env:  REQUIRE_ADVISORIES=1 fails when the advisory database is unreachable
+#         instead of skipping that one check (for CI runners with internet).
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+source infra/tools.sh
+TEMPLATE="${TEMPLATE:-infra/template.yaml}" # another template, e.g. to see a check fail
+MAX_GLIBC=2.34
+
+# No AWS account, no network: SAM CLI must neither phone home nor find real
+# credentials; checkov must not download guidelines from its vendor.
+export SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
+
+# Each step returns non-zero on failure. They run as `if step`, where bash
+# ignores `set -e`, so every command that can fail says `|| return 1`.
+step_cfn_lint() {
+  ensure_venv lint || return 1
+  "$VENVS/lint/bin/cfn-lint" "$TEMPLATE" || return 1
+}
+
+step_sam_validate() {
+  ensure_venv lint || return 1
+  "$VENVS/lint/bin/sam" validate --lint --template-file "$TEMPLATE" || return 1
+}
+
+step_checkov() {
+  ensure_venv checkov || return 1
+  ensure_venv lint || return 1 # its YAML loader lists the skips
+  # --skip-download: offline; no vendor guidelines or custom policies.
+  "$VENVS/checkov/bin/checkov" --quiet --compact --skip-download \
+    --framework cloudformation secrets --file "$TEMPLATE" || return 1
+  # Print the skips with their reasons, so a skip is read, not just counted.
+  "$VENVS/lint/bin/python" - "$TEMPLATE" <<'PY'
+import sys
+from samcli.yamlhelper import yaml_parse
+t = yaml_parse(open(sys.argv[1]).read())
+for lid, r in t["Resources"].items():
+    for s in (r.get("Metadata") or {}).get("checkov", {}).get("skip", []):
+        if not str(s.get("comment", "")).strip():
+            sys.exit(f"{lid}: checkov skip {s.get('id')} has no justification")
+        print(f"  skipped {s['id']:<12} {lid}: {s['comment'][:110]}{'...' if len(s['comment']) > 110 else ''}")
+PY
+}
+
+step_least_privilege() {
+  ensure_venv lint || return 1
+  "$VENVS/lint/bin/python" infra/least_privilege.py "$TEMPLATE" || return 1
+}
+
+ADVISORIES_NOTE=""
+step_cargo_deny() {
+  ensure_cargo_deny || return 1
+  cargo deny --locked check --hide-inclusion-graph licenses bans sources || return 1
+  # The RustSec advisory database is a git repository on GitHub. Fetch it
+  # (cargo-deny does, on `check advisories`); where that fails, say so and
+  # skip only this check: it is not a pass.
+  local out
+  if out="$(cargo deny --locked check --hide-inclusion-graph advisories 2>&1)"; then
+    printf '%s\n' "$out" | tail -n 3
+    return 0
+  fi
+  if grep -q "failed to fetch advisory database" <<<"$out"; then
+    ADVISORIES_NOTE="advisories NOT checked: the RustSec database (github.com/RustSec/advisory-db) could not be fetched"
+    printf '%s\n' "$out" | grep -m1 -E "fatal|ERROR" >&2 || true
+    if [[ "${REQUIRE_ADVISORIES:-0}" == 1 ]]; then
+      warn "$ADVISORIES_NOTE (REQUIRE_ADVISORIES=1)"
+      return 1
+    fi
+    warn "$ADVISORIES_NOTE; skipped (licenses, bans and sources passed)"
+    return 0
+  fi
+  printf '%s\n' "$out" >&2
+  return 1
+}
+
+step_lambda_zips() {
+  local zips=("$REPO/.local/dist/consumer.zip" "$REPO/.local/dist/producer.zip")
+  if [[ ! -f "${zips[0]}" || ! -f "${zips[1]}" ]]; then
+    warn "no .local/dist zips (run infra/local/build.sh); glibc check skipped"
+    return 0
+  fi
+  python3 infra/lambda_zip.py --max-glibc "$MAX_GLIBC" "${zips[@]}" || return 1
+}
+
+all_steps=(cfn-lint sam-validate checkov least-privilege cargo-deny lambda-zips)
+steps=("$@")
+[[ ${#steps[@]} -gt 0 ]] || steps=("${all_steps[@]}")
+
+results=()
+failed=0
+for s in "${steps[@]}"; do
+  fn="step_${s//-/_}"
+  declare -F "$fn" >/dev/null || die "unknown step $s (steps: ${all_steps[*]})"
+  printf '\n\033[1;36m--- %s\033[0m\n' "$s" >&2
+  start=$(date +%s.%N)
+  if "$fn"; then status=ok; else status=FAILED; failed=1; fi
+  secs=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)")
+  results+=("$(printf '%-16s %-7s %6ss' "$s" "$status" "$secs")")
+done
+
+printf '\n\033[1minfra checks\033[0m\n' >&2
+printf '  %s\n' "${results[@]}" >&2
+[[ -z "$ADVISORIES_NOTE" ]] || printf '  note: %s\n' "$ADVISORIES_NOTE" >&2
+[[ "$failed" == 0 ]] || die "infra checks failed"
