@@ -2,7 +2,7 @@
 SHELL := bash
 
 .DEFAULT_GOAL := help
-.PHONY: help up down status test unit fmt lint audit check-infra package deploy
+.PHONY: help up down status test unit fmt lint audit check-infra package deploy bench
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -43,6 +43,10 @@ package: ## x86_64 Lambda zips for provided.al2023 (cargo zigbuild, glibc 2.34);
 
 deploy: ## Build for arm64 with cargo lambda and sam deploy to your AWS account (ARCH, PARAMETERS)
 	infra/deploy-aws.sh
+
+bench: ## Rust vs Python consumers on the Lambda Runtime API; writes bench/results/<date>-<host>.md
+	cargo build --release -p consumer
+	bench/bench.sh --require-rust
 
 audit: ## Reconcile a run with the stack: make audit LEDGER=k6/results/<run>-ledger.jsonl
 	cargo run -q -p tests --bin audit -- --ledger "$(LEDGER)"

@@ -54,3 +54,7 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+step "bench smoke: Rust and Python consumers through the Runtime API harness"
+(cd bench && bash bench.sh --smoke --require-rust)
+(cd bench && .venv/bin/python -m unittest -q tests/test_harness.py && python/.venv/bin/python -m unittest -q tests/test_peers.py)

@@ -1,0 +1,1 @@
+"""The Rust-vs-Python consumer benchmark harness (see bench/README.md)."""

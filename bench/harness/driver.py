@@ -1,0 +1,517 @@
+"""The benchmark run: emulator, proxy, functions, measurements, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import artifacts, emulator, verify
+from .events import EventSet
+from .functions import BENCH_DIR, FunctionProcess, FunctionSpec, lambda_env, python_specs, rust_spec
+from .procstat import (
+    cpu_clock_seconds,
+    cpu_ticks_seconds,
+    cpu_user_sys_seconds,
+    machine_busy_seconds,
+    own_seconds,
+    status_kib,
+)
+
+INVOKE_TIMEOUT_S = 60.0
+INIT_TIMEOUT_S = 30.0
+IDLE_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One latency setting: the delay the proxy adds, and what answers behind it."""
+
+    delay_ms: float
+    backend: str = "emulator"  # "emulator" | "stub"
+
+    @property
+    def key(self) -> str:
+        return f"{self.delay_ms:g}" + ("-stub" if self.backend == "stub" else "")
+
+    @property
+    def label(self) -> str:
+        return f"{self.delay_ms:g} ms/call, " + ("stub backend" if self.backend == "stub" else "emulator")
+
+    @staticmethod
+    def parse(text: str) -> "Profile":
+        delay, _, backend = text.strip().partition(":")
+        backend = backend or "emulator"
+        if backend not in ("emulator", "stub"):
+            raise ValueError(f"unknown backend {backend!r} in {text!r}")
+        return Profile(float(delay), backend)
+
+
+@dataclass
+class Settings:
+    functions: list[str]
+    profiles: list[Profile]
+    sizes: list[int]
+    reps: int
+    warmup: int
+    cold_starts: int
+    memory_mb: int
+    emulator_port: int
+    emulator_python: str
+    venv: Path
+    rust_bootstrap: str | None
+    out_dir: Path
+    work_dir: Path
+    pin: bool
+    max_concurrency: int
+    conformance: bool
+    max_minutes: float
+    smoke: bool
+    records_prefix: str = "records/"
+
+
+class Progress:
+    """Plain-text progress on stderr: one line per step, with a bar and an ETA."""
+
+    def __init__(self, total: int):
+        self.total = max(total, 1)
+        self.done = 0
+        self.t0 = time.monotonic()
+
+    def step(self, label: str, n: int = 1) -> None:
+        self.done = min(self.total, self.done + n)
+        frac = self.done / self.total
+        bar = "#" * int(frac * 30)
+        elapsed = time.monotonic() - self.t0
+        eta = elapsed / frac - elapsed if frac > 0 else 0
+        sys.stderr.write(f"[{bar:<30}] {self.done:4d}/{self.total} {elapsed:6.1f}s eta {eta:5.0f}s  {label}\n")
+        sys.stderr.flush()
+
+    def note(self, text: str) -> None:
+        sys.stderr.write(f"  .. {text}\n")
+        sys.stderr.flush()
+
+
+class Proxy:
+    """The latency-injecting proxy, as a child process."""
+
+    def __init__(self, upstream_port: int, profile: Profile, log_path: Path, cpus):
+        self.profile = profile
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.latency_proxy", "--upstream", f"127.0.0.1:{upstream_port}",
+             "--delay-ms", str(profile.delay_ms), "--backend", profile.backend, "--log-heads"],
+            cwd=BENCH_DIR,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        if cpus:
+            try:
+                os.sched_setaffinity(self.proc.pid, cpus)
+            except OSError:
+                pass
+        line = self.proc.stdout.readline().decode().strip()  # "READY <port>"
+        if not line.startswith("READY "):
+            self.stop()
+            raise RuntimeError(f"latency proxy did not start (said {line!r}); see {log_path}")
+        self.port = int(line.split()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stats(self, reset: bool = False) -> dict:
+        query = "?reset=1" if reset else ""
+        with urllib.request.urlopen(f"{self.url}/__proxy/stats{query}", timeout=5) as r:
+            return json.loads(r.read())
+
+    def fail_s3_puts(self, substrings: list[str]) -> None:
+        req = urllib.request.Request(f"{self.url}/__proxy/fail", data=json.dumps(substrings).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=5) as r:
+            r.read()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self._log.close()
+
+
+def _diff_counts(after: dict, before: dict) -> dict:
+    keys = set(after) | set(before)
+    return {k: after.get(k, 0) - before.get(k, 0) for k in sorted(keys) if after.get(k, 0) - before.get(k, 0)}
+
+
+def machine_info(venv: Path) -> dict:
+    info = {
+        "host": socket.gethostname(),
+        "kernel": platform.release(),
+        "os": platform.platform(),
+        "cores": os.cpu_count(),
+        "harness_python": platform.python_version(),
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                info["memory_gib"] = round(int(line.split()[1]) / 1024 / 1024, 1)
+                break
+    except OSError:
+        pass
+    for key, argv in (
+        ("peer_python", [str(venv / "bin" / "python"), "--version"]),
+        ("rustc", ["rustc", "--version"]),
+    ):
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            info[key] = (out.stdout or out.stderr).strip() or "unknown"
+        except (OSError, subprocess.SubprocessError):
+            info[key] = "not found"
+    try:
+        out = subprocess.run(
+            [str(venv / "bin" / "python"), "-c",
+             "from importlib.metadata import version as v; print(v('boto3'), v('aws-lambda-powertools'), v('awslambdaric'))"],
+            capture_output=True, text=True, timeout=30,
+        )
+        boto3_v, pt_v, ric_v = out.stdout.split()
+        info.update(peer_boto3=boto3_v, peer_powertools=pt_v, peer_awslambdaric=ric_v)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    try:
+        from importlib.metadata import version
+
+        info["ministack"] = version("ministack")
+    except Exception:  # noqa: BLE001
+        info["ministack"] = "unknown"
+    return info
+
+
+class Run:
+    def __init__(self, s: Settings):
+        self.s = s
+        self.events = EventSet()
+        self.run_id = time.strftime("%Y%m%d%H%M%S") + "-" + os.urandom(2).hex()
+        self.deadline = time.monotonic() + s.max_minutes * 60
+        cpus = sorted(os.sched_getaffinity(0))
+        if s.pin and len(cpus) >= 2:
+            self.fn_cpus = {cpus[-1]}
+            self.other_cpus = set(cpus[:-1])
+        else:
+            self.fn_cpus = self.other_cpus = None
+        self.results: dict = {
+            "run_id": self.run_id,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "settings": {
+                "smoke": s.smoke,
+                "profiles": [{"key": p.key, "delay_ms": p.delay_ms, "backend": p.backend, "label": p.label}
+                             for p in s.profiles],
+                "sizes": s.sizes, "reps": s.reps,
+                "warmup": s.warmup, "cold_starts": s.cold_starts, "memory_mb": s.memory_mb,
+                "pinned": self.fn_cpus is not None, "max_concurrency": s.max_concurrency,
+                "function_cpus": sorted(self.fn_cpus) if self.fn_cpus else None,
+            },
+            "functions": {},
+        }
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() > self.deadline
+
+    # ------------------------------------------------------------------
+
+    def specs(self) -> list[FunctionSpec]:
+        all_specs = [rust_spec(self.s.rust_bootstrap)] + python_specs(self.s.venv)
+        return [sp for sp in all_specs if sp.name in self.s.functions]
+
+    def total_steps(self, runnable: int) -> int:
+        per_delay = self.s.warmup + len(self.s.sizes) * self.s.reps + 2  # + verify + conformance
+        first = self.s.cold_starts * 2 + per_delay
+        later = 2 + per_delay
+        return runnable * (first + later * (len(self.s.profiles) - 1)) + 2
+
+    def execute(self) -> dict:
+        s = self.s
+        specs = self.specs()
+        self.results["machine"] = machine_info(s.venv)
+        runnable = [sp for sp in specs if not sp.missing]
+        for sp in specs:
+            self.results["functions"][sp.name] = {
+                "kind": sp.kind,
+                "command": " ".join(sp.argv),
+                "status": "missing" if sp.missing else "pending",
+                "error": sp.missing,
+                "init_ms": [],
+                "cold_invoke_ms": [],
+                "cold_invoke_size": s.sizes[0],
+                "delays": {},
+                "verify": {"checked": 0, "problems": []},
+                "conformance": None,
+                "peak_rss_kib": None,
+            }
+            if sp.missing:
+                sys.stderr.write(f"!! {sp.name}: {sp.missing}\n")
+
+        # Each run's logs replace the previous run's (bench/.work is scratch).
+        logs = s.work_dir / "logs"
+        if logs.is_dir():
+            for old in logs.glob("*.log"):
+                old.unlink()
+        progress = Progress(self.total_steps(len(runnable)))
+        busy0, own0, wall0 = machine_busy_seconds(), own_seconds(), time.monotonic()
+        self._artifacts(specs)
+        progress.step("artifact sizes")
+
+        if self.other_cpus:
+            try:
+                os.sched_setaffinity(0, self.other_cpus)
+            except OSError:
+                pass
+        emu = emulator.Emulator(s.emulator_port, s.work_dir / "logs" / "ministack.log", s.emulator_python, self.other_cpus)
+        emu.start()
+        progress.step(f"emulator up on {emu.url}")
+        try:
+            for p_index, profile in enumerate(s.profiles):
+                if self.out_of_time():
+                    break
+                proxy = Proxy(s.emulator_port, profile, s.work_dir / "logs" / f"proxy-{profile.key}.log", self.other_cpus)
+                progress.note(f"latency proxy on {proxy.url}: {profile.label}")
+                try:
+                    for sp in runnable:
+                        if self.out_of_time():
+                            progress.note("time budget spent: stopping early")
+                            break
+                        record = self.results["functions"][sp.name]
+                        if record["status"] == "failed":
+                            continue
+                        try:
+                            self._run_function(sp, profile, p_index == 0, emu, proxy, progress)
+                            record["status"] = "ok" if record["status"] != "failed" else "failed"
+                        except Exception as error:  # noqa: BLE001 - report and go on with the others
+                            record["status"] = "failed"
+                            record["error"] = f"{type(error).__name__}: {error}"
+                            progress.note(f"{sp.name} failed: {record['error']}")
+                finally:
+                    proxy.stop()
+        finally:
+            emu.stop()
+        self.results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+        # What other processes of the machine used while the bench ran: its
+        # own processes are all waited for by now, so os.times() holds them.
+        wall = time.monotonic() - wall0
+        foreign = (machine_busy_seconds() - busy0) - (own_seconds() - own0)
+        self.results["machine"]["foreign_cpu_share"] = round(max(foreign, 0.0) / wall, 3) if wall > 0 else None
+        self.results["machine"]["run_seconds"] = round(wall, 1)
+        return self.results
+
+    def _artifacts(self, specs: list[FunctionSpec]) -> None:
+        work = self.s.work_dir / "artifacts"
+        try:
+            py = artifacts.python_artifacts(self.s.venv / "bin" / "python", BENCH_DIR, work)
+        except Exception as error:  # noqa: BLE001
+            py = {}
+            sys.stderr.write(f"!! could not size the Python artifacts: {error}\n")
+        for sp in specs:
+            rec = self.results["functions"][sp.name]
+            if sp.kind == "rust":
+                rec["artifact"] = None if sp.missing else artifacts.rust_artifact(Path(sp.argv[0]), work)
+                if not sp.missing:
+                    st = Path(sp.argv[0]).stat()
+                    rec["binary_mtime"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.st_mtime))
+            else:
+                rec["artifact"] = py.get(sp.name)
+
+    # ------------------------------------------------------------------
+
+    def _run_function(self, sp: FunctionSpec, profile: Profile, first_profile: bool, emu, proxy: Proxy,
+                      progress: Progress):
+        s = self.s
+        rec = self.results["functions"][sp.name]
+        tag = f"{sp.name} @{profile.key}"
+        safe = sp.name.replace("_", "-")
+        bucket = f"bench-{self.run_id}-{safe}-{profile.key}".lower()[:63]
+        table = f"bench-{self.run_id}-{safe}-{profile.key}"
+        emulator.create_resources(emu.url, bucket, table)
+        home = s.work_dir / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        app_env = {
+            "BUCKET_NAME": bucket,
+            "TABLE_NAME": table,
+            "RECORDS_PREFIX": s.records_prefix,
+            "AWS_ENDPOINT_URL": proxy.url,
+            "MAX_CONCURRENCY": str(s.max_concurrency),
+            # The Rust consumer takes path-style addressing as a flag; the
+            # Python peers switch it on whenever an endpoint is set.
+            "S3_FORCE_PATH_STYLE": "true",
+        }
+
+        def env_for(api_address: str) -> dict:
+            return lambda_env(sp, api_address, s.memory_mb, home, app_env)
+
+        log_path = s.work_dir / "logs" / f"{sp.name}-{profile.key}.log"
+        cold_n = s.cold_starts if first_profile else 1
+        small = s.sizes[0]
+        fp = None
+        try:
+            for c in range(cold_n):
+                if fp is not None:
+                    fp.stop()
+                fp = FunctionProcess(sp, env_for, log_path, self.fn_cpus)
+                fp.start()
+                init_ms, error = fp.wait_init(INIT_TIMEOUT_S)
+                if error:
+                    raise RuntimeError(f"{error}\n{fp.log_tail()}")
+                rec["init_ms"].append(round(init_ms, 3))
+                progress.step(f"{tag} cold start {c + 1}/{cold_n}: init {init_ms:.1f} ms")
+                event, raw = self.events.get("cold", small, c)
+                inv = fp.api.invoke(raw, INVOKE_TIMEOUT_S, alive=fp.alive)
+                failed, problems = verify.check_response(event, inv)
+                if problems or failed:
+                    raise RuntimeError(f"first invocation: {problems or sorted(failed)}\n{fp.log_tail()}")
+                if first_profile:
+                    rec["cold_invoke_ms"].append(round(inv.duration_ms, 3))
+                progress.step(f"{tag} first invocation ({small} msgs): {inv.duration_ms:.1f} ms")
+            self._warm(sp, fp, profile, proxy, progress, rec, emu, bucket, table)
+        finally:
+            if fp is not None:
+                fp.stop()
+        emulator.delete_resources(emu.url, bucket, table)
+
+    def _warm(self, sp, fp: FunctionProcess, profile: Profile, proxy: Proxy, progress, rec, emu, bucket, table):
+        s = self.s
+        tag = f"{sp.name} @{profile.key}"
+        dkey = profile.key
+        rec["delays"][dkey] = {}
+        for w in range(s.warmup):
+            event, raw = self.events.get("warmup", s.sizes[0], w)
+            inv = fp.api.invoke(raw, INVOKE_TIMEOUT_S, alive=fp.alive)
+            failed, problems = verify.check_response(event, inv)
+            if problems or failed:
+                raise RuntimeError(f"warm-up invocation: {problems or sorted(failed)}\n{fp.log_tail()}")
+            progress.step(f"{tag} warm-up {w + 1}/{s.warmup}: {inv.duration_ms:.1f} ms")
+
+        last_batches = {}
+        for size in s.sizes:
+            if not fp.api.wait_idle(IDLE_TIMEOUT_S):
+                raise RuntimeError("function did not return to `next` after an invocation")
+            stats0 = proxy.stats(reset=True)
+            ticks0 = cpu_ticks_seconds(fp.pid)
+            user0, sys0 = cpu_user_sys_seconds(fp.pid)
+            clock0 = cpu_clock_seconds(fp.pid)
+            durations, cpu_each, failures = [], [], 0
+            problems_all = []
+            for r in range(s.reps):
+                if self.out_of_time():
+                    break
+                event, raw = self.events.get("warm", size, r)
+                c0 = cpu_clock_seconds(fp.pid)
+                inv = fp.api.invoke(raw, INVOKE_TIMEOUT_S, alive=fp.alive)
+                failed, problems = verify.check_response(event, inv)
+                if inv.outcome in ("timeout", "crashed") or inv.duration_ms is None:
+                    raise RuntimeError(f"invocation {inv.outcome}\n{fp.log_tail()}")
+                fp.api.wait_idle(IDLE_TIMEOUT_S)
+                c1 = cpu_clock_seconds(fp.pid)
+                if c0 is not None and c1 is not None:
+                    cpu_each.append(round((c1 - c0) * 1000.0, 4))
+                durations.append(round(inv.duration_ms, 3))
+                failures += len(failed)
+                problems_all += problems
+                last_batches[size] = (event, failed)
+                progress.step(f"{tag} batch {size} rep {r + 1}/{s.reps}: {inv.duration_ms:.1f} ms"
+                              + (f", {len(failed)} failed" if failed else ""))
+            ticks1 = cpu_ticks_seconds(fp.pid)
+            user1, sys1 = cpu_user_sys_seconds(fp.pid)
+            clock1 = cpu_clock_seconds(fp.pid)
+            stats1 = proxy.stats()
+            mem = status_kib(fp.pid)
+            n = len(durations)
+            rec["delays"][dkey][str(size)] = {
+                "durations_ms": durations,
+                "cpu_ms_each": cpu_each,
+                "cpu_ticks_s": round(ticks1 - ticks0, 4),
+                "cpu_user_s": round(user1 - user0, 4),
+                "cpu_sys_s": round(sys1 - sys0, 4),
+                "cpu_clock_s": round(clock1 - clock0, 6) if clock0 is not None and clock1 is not None else None,
+                "messages": n * size,
+                "failed_messages": failures,
+                "response_problems": problems_all[:20],
+                "aws_requests": _diff_counts(stats1["by_kind"], stats0["by_kind"]),
+                "aws_requests_total": stats1["requests"] - stats0["requests"],
+                "new_connections": stats1["connections"] - stats0["connections"],
+                "upstream_ms": {k: round(v, 3) for k, v in _diff_counts(stats1["upstream_ms"], stats0["upstream_ms"]).items()},
+                "max_in_flight": stats1["max_in_flight"],
+                "vm_hwm_kib": mem.get("VmHWM"),
+                "vm_rss_kib": mem.get("VmRSS"),
+                "threads": mem.get("Threads"),
+            }
+            peak = rec["peak_rss_kib"] or 0
+            rec["peak_rss_kib"] = max(peak, mem.get("VmHWM") or 0)
+
+        if profile.backend == "stub":
+            progress.step(f"{tag} (stub backend: nothing stored to check)")
+            progress.step(f"{tag} (stub backend: no partial-failure check)")
+            return
+        # Read back what the last batch of each size stored, and check it.
+        checked = 0
+        for size, (event, failed) in last_batches.items():
+            ids = [verify.record_id(r["messageId"]) for r in event["Records"]]
+            keys = [f"{s.records_prefix}{i}.json" for i in ids]
+            objects, items = emulator.read_records(emu.url, bucket, table, keys, ids)
+            styles = Counter(rec["verify"].get("body_styles") or {})
+            rec["verify"]["problems"] += verify.check_batch(event, s.records_prefix, objects, items, failed,
+                                                            styles)[:20]
+            rec["verify"]["body_styles"] = dict(styles)
+            checked += len(ids)
+        rec["verify"]["checked"] += checked
+        progress.step(f"{tag} contract check of {checked} stored records: "
+                      + ("OK" if not rec["verify"]["problems"] else f"{len(rec['verify']['problems'])} problems"))
+
+        if s.conformance and rec["conformance"] is None:
+            rec["conformance"] = self._conformance(fp, proxy, emu, bucket, table)
+            progress.step(f"{tag} partial-failure check: {'OK' if rec['conformance']['ok'] else 'FAILED'}")
+        else:
+            progress.step(f"{tag} (partial-failure check done earlier)")
+
+    def _conformance(self, fp: FunctionProcess, proxy: Proxy, emu, bucket, table) -> dict:
+        """S3 puts of two messages are denied: exactly those two must be reported,
+        and they must not reach DynamoDB; the other messages must be stored."""
+        event, raw = self.events.get("conformance", 10, 0)
+        records = event["Records"]
+        doomed = {records[2]["messageId"], records[7]["messageId"]}
+        proxy.fail_s3_puts([verify.record_id(m) for m in doomed])
+        try:
+            inv = fp.api.invoke(raw, INVOKE_TIMEOUT_S, alive=fp.alive)
+        finally:
+            proxy.fail_s3_puts([])
+        failed, problems = verify.check_response(event, inv)
+        if failed != doomed:
+            problems.append(f"reported failed {sorted(failed)}, expected {sorted(doomed)}")
+        ids = [verify.record_id(r["messageId"]) for r in records]
+        keys = [f"{self.s.records_prefix}{i}.json" for i in ids]
+        objects, items = emulator.read_records(emu.url, bucket, table, keys, ids)
+        problems += verify.check_batch(event, self.s.records_prefix, objects, items, doomed)
+        for m in doomed:
+            if items.get(verify.record_id(m)) is not None:
+                problems.append(f"{m}: S3 put failed but a DynamoDB item was written")
+        return {"ok": not problems, "problems": problems[:20], "denied": sorted(doomed)}

@@ -1,0 +1,475 @@
+"""The results file (Markdown), its chart (hand-written SVG) and the raw JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+from html import escape
+from pathlib import Path
+
+ORDER = ["rust", "python-plain", "python-powertools"]
+COLORS = {"rust": "#c0612b", "python-plain": "#3572a5", "python-powertools": "#7aa6d6"}
+MIB = 1024 * 1024
+
+# The targets the Rust consumer is expected to hit (measured, never asserted).
+TARGET_INIT_MS = 20.0
+TARGET_INIT_RATIO = 5.0
+TARGET_CPU_RATIO = 10.0
+TARGET_DELAY_MS = 20.0
+TARGET_SMALL = (10, 50.0)
+TARGET_LARGE = (100, 80.0)
+TARGET_RSS_MIB = 25.0
+TARGET_ZIP_MIB = 4.0
+
+
+STYLE_WORDS = {
+    "verbatim": "JSON as it came",
+    "compact": "JSON re-serialized compactly",
+    "string": "string (not JSON)",
+    "other": "JSON re-serialized otherwise",
+}
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def p95(values):
+    """Nearest-rank 95th percentile (with 20 samples: the 19th smallest)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(0.95 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def fmt(value, digits=1, unit=""):
+    if value is None:
+        return "n/a"
+    if abs(value) >= 100:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.{max(digits - 1, 0)}f}" if digits > 1 else f"{value:.1f}"
+    else:
+        text = f"{value:.{digits}f}" if abs(value) >= 1 else f"{value:.{digits + 1}f}"
+    return f"{text}{unit}"
+
+
+def ratio(python_value, rust_value):
+    if python_value is None or rust_value in (None, 0):
+        return None
+    return python_value / rust_value
+
+
+def fmt_ratio(value):
+    if value is None:
+        return "n/a"
+    return f"{value:.1f}x" if value >= 0.95 else f"{value:.2g}x"
+
+
+def profile_label(profile: dict) -> str:
+    return f"{profile['delay_ms']:g} ms" + (" stub" if profile["backend"] == "stub" else "")
+
+
+class Metrics:
+    """The headline numbers of one function, computed from the raw results."""
+
+    def __init__(self, name: str, rec: dict, settings: dict):
+        self.name = name
+        self.rec = rec
+        self.ok = rec.get("status") == "ok"
+        self.base_profile = settings["profiles"][0]["key"]
+        self.init = median(rec["init_ms"])
+        self.init_p95 = p95(rec["init_ms"])
+        self.cold_invoke = median(rec["cold_invoke_ms"])
+        self.durations = {}
+        self.cpu_us_per_msg = {}
+        self.cpu_us_per_msg_clock = {}
+        for pkey, per_size in rec.get("delays", {}).items():
+            for skey, block in per_size.items():
+                key = (pkey, int(skey))
+                d = block["durations_ms"]
+                self.durations[key] = (median(d), p95(d), len(d))
+                n = block["messages"]
+                if n:
+                    self.cpu_us_per_msg[key] = block["cpu_ticks_s"] * 1e6 / n
+                    if block.get("cpu_clock_s") is not None:
+                        self.cpu_us_per_msg_clock[key] = block["cpu_clock_s"] * 1e6 / n
+        self.peak_rss_mib = rec["peak_rss_kib"] / 1024 if rec.get("peak_rss_kib") else None
+        art = rec.get("artifact") or {}
+        self.zip_bytes = art.get("zip_bytes")
+
+    def cpu(self, size, profile_key=None):
+        """µs of CPU per message at a batch size; the ns clock where it exists, else ticks."""
+        key = (profile_key or self.base_profile, size)
+        return self.cpu_us_per_msg_clock.get(key, self.cpu_us_per_msg.get(key))
+
+    def duration(self, profile_key, size):
+        return self.durations.get((profile_key, size), (None, None, 0))
+
+
+def _columns(settings):
+    """(header, getter of the value, getter of a second value shown after a slash or None)."""
+    cols = [("init (ms)", lambda m: m.init, None),
+            (f"1st invoke b{settings['sizes'][0]} (ms)", lambda m: m.cold_invoke, None)]
+    for prof in settings["profiles"]:
+        for size in settings["sizes"]:
+            cols.append((f"b{size} @{profile_label(prof)} med / p95 (ms)",
+                         lambda m, k=prof["key"], s=size: m.duration(k, s)[0],
+                         lambda m, k=prof["key"], s=size: m.duration(k, s)[1]))
+    for size in settings["sizes"]:
+        cols.append((f"CPU/msg b{size} (µs)", lambda m, s=size: m.cpu(s), None))
+    cols.append(("peak RSS (MiB)", lambda m: m.peak_rss_mib, None))
+    cols.append(("zip (KiB)", lambda m: m.zip_bytes / 1024 if m.zip_bytes else None, None))
+    return cols
+
+
+def _verdict(ok: bool | None, text: str) -> str:
+    if ok is None:
+        return "not measured"
+    return ("**met** — " if ok else "**missed** — ") + text
+
+
+def _latency_profiles(settings) -> list[dict]:
+    """The runs at the target's latency: the stub backend first (what the target is judged on)."""
+    at = [p for p in settings["profiles"] if float(p["delay_ms"]) == TARGET_DELAY_MS]
+    return sorted(at, key=lambda p: 0 if p["backend"] == "stub" else 1)
+
+
+def targets(metrics: dict[str, Metrics], settings: dict) -> list[tuple[str, str, str]]:
+    rust = metrics.get("rust")
+    plain = metrics.get("python-plain")
+    pt = metrics.get("python-powertools")
+    rows = []
+    have_rust = rust is not None and rust.ok
+
+    def under(value, limit, unit):
+        if not have_rust or value is None:
+            return None, "n/a"
+        if value < limit:
+            return True, f"{fmt(limit - value, 1, unit)} under the limit ({(1 - value / limit) * 100:.0f}% headroom)"
+        return False, f"{fmt(value - limit, 1, unit)} over the limit ({(value / limit - 1) * 100:.0f}% over)"
+
+    value = rust.init if have_rust else None
+    ok, text = under(value, TARGET_INIT_MS, " ms")
+    rows.append((f"init < {TARGET_INIT_MS:g} ms (median)", fmt(value, 1, " ms"), _verdict(ok, text)))
+
+    for peer in (plain, pt):
+        if peer is None:
+            continue
+        r = ratio(peer.init, rust.init) if have_rust else None
+        ok = None if r is None else r >= TARGET_INIT_RATIO
+        text = "n/a" if r is None else f"{r:.1f}x vs {TARGET_INIT_RATIO:g}x needed"
+        rows.append((f"init >= {TARGET_INIT_RATIO:g}x faster than {peer.name}",
+                     f"{fmt(peer.init, 1, ' ms')} vs {fmt(rust.init if have_rust else None, 1, ' ms')}",
+                     _verdict(ok, text)))
+
+    if plain is not None:
+        for size in settings["sizes"]:
+            r = ratio(plain.cpu(size), rust.cpu(size)) if have_rust else None
+            ok = None if r is None else r >= TARGET_CPU_RATIO
+            text = "n/a" if r is None else f"{r:.1f}x vs {TARGET_CPU_RATIO:g}x needed"
+            rows.append((f"CPU/message >= {TARGET_CPU_RATIO:g}x lower than plain boto3 (batch {size})",
+                         f"{fmt(plain.cpu(size), 1, ' µs')} vs {fmt(rust.cpu(size) if have_rust else None, 1, ' µs')}",
+                         _verdict(ok, text)))
+
+    sizes = settings["sizes"]
+    profiles = _latency_profiles(settings)
+    for (size, limit) in (TARGET_SMALL, TARGET_LARGE):
+        measured_size = size if size in sizes else (sizes[0] if size == TARGET_SMALL[0] else sizes[-1])
+        note = "" if measured_size == size else f" (measured at batch {measured_size}: indicative only)"
+        if not profiles:
+            rows.append((f"batch of {size} < {limit:g} ms with {TARGET_DELAY_MS:g} ms per AWS call{note}",
+                         "n/a", f"not measured (no {TARGET_DELAY_MS:g} ms run)"))
+            continue
+        first = True
+        for prof in profiles:
+            med, p, n = rust.duration(prof["key"], measured_size) if have_rust else (None, None, 0)
+            ok, text = under(med, limit, " ms")
+            if med is not None:
+                text += f"; p95 {fmt(p, 1, ' ms')} ({'under' if p < limit else 'over'}), n={n}"
+            judged = "judged on this row" if first else "for information: includes the emulator's queueing"
+            rows.append((f"batch of {size} < {limit:g} ms with {TARGET_DELAY_MS:g} ms per AWS call, median, "
+                         f"{'stub backend' if prof['backend'] == 'stub' else 'emulator backend'}, "
+                         f"MAX_CONCURRENCY={settings.get('max_concurrency')} ({judged}){note}",
+                         fmt(med, 1, " ms"), _verdict(ok, text)))
+            first = False
+
+    value = rust.peak_rss_mib if have_rust else None
+    note = "" if TARGET_LARGE[0] in sizes else f" (largest batch measured: {sizes[-1]})"
+    ok, text = under(value, TARGET_RSS_MIB, " MiB")
+    rows.append((f"peak RSS < {TARGET_RSS_MIB:g} MiB for batches of 100{note}", fmt(value, 1, " MiB"), _verdict(ok, text)))
+
+    value = rust.zip_bytes / MIB if have_rust and rust.zip_bytes else None
+    ok, text = under(value, TARGET_ZIP_MIB, " MiB")
+    rows.append((f"zip < {TARGET_ZIP_MIB:g} MiB", fmt(value, 2, " MiB"), _verdict(ok, text)))
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# SVG
+
+
+def svg_chart(metrics: dict[str, Metrics], settings: dict, title: str) -> str:
+    names = [n for n in ORDER if n in metrics]
+    panels = [("init (ms)", lambda m: m.init)]
+    for prof in settings["profiles"]:
+        for size in settings["sizes"]:
+            panels.append((f"batch {size}, {prof['label']}: median (ms)",
+                           lambda m, k=prof["key"], s=size: m.duration(k, s)[0]))
+    for size in settings["sizes"]:
+        panels.append((f"CPU per message, batch {size} (µs)", lambda m, s=size: m.cpu(s)))
+    panels.append(("peak RSS (MiB)", lambda m: m.peak_rss_mib))
+    panels.append(("deployment zip (KiB)", lambda m: m.zip_bytes / 1024 if m.zip_bytes else None))
+
+    cols = 2
+    panel_w, label_w, bar_h, gap = 470, 130, 18, 6
+    panel_h = 34 + len(names) * (bar_h + gap) + 8
+    legend_h = 30
+    rows = math.ceil(len(panels) / cols)
+    width = cols * panel_w + 20
+    height = 50 + legend_h + rows * panel_h + 30
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+        f'<text x="12" y="26" font-size="16" font-weight="bold">{escape(title)}</text>',
+    ]
+    x = 12
+    for name in names:
+        out.append(f'<rect x="{x}" y="{44}" width="14" height="14" fill="{COLORS.get(name, "#888")}"/>')
+        out.append(f'<text x="{x + 20}" y="{56}">{escape(name)}</text>')
+        x += 40 + 8 * len(name)
+    for i, (label, get) in enumerate(panels):
+        px = 10 + (i % cols) * panel_w
+        py = 50 + legend_h + (i // cols) * panel_h
+        values = {n: get(metrics[n]) for n in names}
+        known = [v for v in values.values() if v is not None]
+        top = max(known) * 1.05 if known and max(known) > 0 else 1.0
+        out.append(f'<text x="{px}" y="{py + 16}" font-weight="bold">{escape(label)}</text>')
+        bar_space = panel_w - label_w - 130
+        for j, name in enumerate(names):
+            by = py + 26 + j * (bar_h + gap)
+            out.append(f'<text x="{px + label_w - 6}" y="{by + 13}" text-anchor="end">{escape(name)}</text>')
+            v = values[name]
+            if v is None:
+                out.append(f'<text x="{px + label_w}" y="{by + 13}" fill="#888">n/a</text>')
+                continue
+            w = max(1.0, bar_space * v / top)
+            out.append(f'<rect x="{px + label_w}" y="{by}" width="{w:.1f}" height="{bar_h}" '
+                       f'fill="{COLORS.get(name, "#888")}"/>')
+            text = fmt(v)
+            base = values.get("rust") if metrics.get("rust") is not None and metrics["rust"].ok else None
+            if name != "rust" and base:
+                text += f"  ({fmt_ratio(v / base)} rust)"
+            out.append(f'<text x="{px + label_w + w + 4:.1f}" y="{by + 13}">{escape(text)}</text>')
+    out.append(f'<text x="12" y="{height - 10}" fill="#555">Lower is better in every panel. '
+               f'Linear scales, one per panel. Method: bench/README.md.</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Markdown
+
+
+def _split(block: dict) -> str:
+    user, system = block.get("cpu_user_s"), block.get("cpu_sys_s")
+    if user is None or system is None or user + system <= 0:
+        return "n/a"
+    return f"{user / (user + system) * 100:.0f}% / {system / (user + system) * 100:.0f}%"
+
+
+def markdown(results: dict, chart_name: str) -> str:
+    settings = results["settings"]
+    machine = results.get("machine", {})
+    fns = results["functions"]
+    metrics = {n: Metrics(n, fns[n], settings) for n in ORDER if n in fns}
+    lines = []
+    date = results["started"][:10]
+    kind = "smoke run (indicative only)" if settings["smoke"] else "full run"
+    lines.append(f"# Consumer benchmark: Rust vs Python — {date} on `{machine.get('host', '?')}` ({kind})")
+    lines.append("")
+    lines.append("Generated by `bench/run.py`; method and caveats in `bench/README.md`. "
+                 "Raw numbers: the `.json` file beside this one.")
+    lines.append("")
+    lines.append("## Machine")
+    lines.append("")
+    lines.append("| | |")
+    lines.append("|---|---|")
+    for key, label in (("cpu", "CPU"), ("cores", "cores"), ("memory_gib", "memory (GiB)"), ("kernel", "kernel"),
+                       ("peer_python", "Python (peers)"), ("peer_boto3", "boto3 (peers)"),
+                       ("peer_powertools", "aws-lambda-powertools"), ("peer_awslambdaric", "awslambdaric"),
+                       ("rustc", "rustc"), ("ministack", "emulator (ministack)")):
+        lines.append(f"| {label} | {escape(str(machine.get(key, 'n/a')))} |")
+    load = machine.get("loadavg_start"), machine.get("loadavg_end")
+    lines.append(f"| load average (1/5/15 min) at start; at end | {load[0]}; {load[1]} |")
+    share = machine.get("foreign_cpu_share")
+    if share is not None:
+        lines.append(f"| CPU used by other processes during the run | {share:.2f} cores on average "
+                     f"(over {machine.get('run_seconds')} s) |")
+    lines.append("")
+    lines.append("CPU used by other processes (on a shared machine, a compiler) competes with the emulator and "
+                 "the function: well above 0.1 cores, durations and their p95 are inflated; CPU per message "
+                 "much less so.")
+    lines.append("")
+    lines.append("## Settings")
+    lines.append("")
+    pinned = (f"function pinned to CPU {settings['function_cpus']}, emulator/proxy/harness to the others"
+              if settings["pinned"] else "no CPU pinning")
+    lines.append(f"- batches of {', '.join(map(str, settings['sizes']))} messages; {settings['reps']} timed "
+                 f"invocations per batch size and latency after {settings['warmup']} warm-up invocation(s); "
+                 f"{settings['cold_starts']} cold start(s) per function (plus one per further latency setting)")
+    lines.append("- latency settings: " + "; ".join(p["label"] for p in settings["profiles"])
+                 + " (stub backend: the proxy answers PutObject/BatchWriteItem itself, see README)")
+    lines.append(f"- AWS_LAMBDA_FUNCTION_MEMORY_SIZE={settings['memory_mb']}; {pinned}; "
+                 f"MAX_CONCURRENCY={settings['max_concurrency']} passed to every function")
+    for name in ORDER:
+        if name in fns:
+            rec = fns[name]
+            extra = f" (built {rec['binary_mtime']}, sha256 {rec['artifact']['sha256'][:12]})" if rec.get("binary_mtime") and rec.get("artifact") else ""
+            lines.append(f"- `{name}`: `{rec['command']}`{extra}")
+    lines.append("")
+
+    problems = [(n, fns[n]) for n in ORDER if n in fns and fns[n]["status"] != "ok"]
+    if problems:
+        lines.append("## Not measured / failed")
+        lines.append("")
+        for name, rec in problems:
+            lines.append(f"- **{name}** ({rec['status']}): {escape(str(rec.get('error') or ''))}")
+        lines.append("")
+
+    lines.append("## Results")
+    lines.append("")
+    lines.append(f"![chart]({chart_name})")
+    lines.append("")
+    cols = _columns(settings)
+    lines.append("| function | " + " | ".join(c[0] for c in cols) + " |")
+    lines.append("|---|" + "---:|" * len(cols))
+
+    def cell(m, get, get2):
+        return fmt(get(m)) + ("" if get2 is None else " / " + fmt(get2(m)))
+
+    def ratio_cell(m, r, get, get2):
+        text = fmt_ratio(ratio(get(m), get(r)))
+        return text + ("" if get2 is None else " / " + fmt_ratio(ratio(get2(m), get2(r))))
+
+    for name in ORDER:
+        if name not in metrics:
+            continue
+        m = metrics[name]
+        label = name if m.ok else f"{name} ({fns[name]['status']}, see above)"
+        lines.append(f"| {label} | " + " | ".join(cell(m, g, g2) for _, g, g2 in cols) + " |")
+    if "rust" in metrics and metrics["rust"].ok:
+        for name in ("python-plain", "python-powertools"):
+            if name in metrics:
+                m, r = metrics[name], metrics["rust"]
+                lines.append(f"| *{name} ÷ rust* | "
+                             + " | ".join(ratio_cell(m, r, g, g2) for _, g, g2 in cols) + " |")
+    lines.append("")
+    lines.append("Ratios are Python ÷ Rust: above 1x, Rust is lower (better) by that factor. "
+                 "CPU/msg is user+sys of the function process over all timed invocations of that batch size "
+                 f"in the first latency setting ({settings['profiles'][0]['label']}), divided by the messages handled. "
+                 "Peak RSS is VmHWM of the function process after all its batches (the largest batch included). "
+                 "zip counts what would be uploaded (see README: boto3 is not counted for the Python peers, "
+                 "since Lambda's Python runtime ships it).")
+    lines.append("")
+
+    lines.append("## Targets for the Rust consumer")
+    lines.append("")
+    lines.append("| target | measured | verdict |")
+    lines.append("|---|---|---|")
+    for target, measured, verdict in targets(metrics, settings):
+        lines.append(f"| {target} | {measured} | {verdict} |")
+    lines.append("")
+
+    lines.append("## Details")
+    lines.append("")
+    lines.append("| function | latency | batch | n | median | p95 | min | max | CPU ms/invocation (median) "
+                 "| CPU µs/msg (ticks / ns clock) | user / sys share | AWS requests per invocation | new connections per invocation "
+                 "| max in flight "
+                 "| emulator ms per request | threads | VmHWM (MiB) |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+    for name in ORDER:
+        if name not in fns:
+            continue
+        for dkey, per_size in fns[name].get("delays", {}).items():
+            for skey, b in per_size.items():
+                d = b["durations_ms"]
+                n_inv = max(len(d), 1)
+                reqs = ", ".join(f"{k} {v / n_inv:.1f}" for k, v in b["aws_requests"].items()) or "none"
+                ticks = b["cpu_ticks_s"] * 1e6 / b["messages"] if b["messages"] else None
+                clock = b["cpu_clock_s"] * 1e6 / b["messages"] if b["messages"] and b.get("cpu_clock_s") is not None else None
+                up = b.get("upstream_ms") or {}
+                up_per = sum(up.values()) / b["aws_requests_total"] if up and b["aws_requests_total"] else None
+                lines.append(
+                    f"| {name} | {dkey.replace('-stub', ' ms stub') if 'stub' in dkey else dkey + ' ms'} | {skey} | "
+                    f"{len(d)} | {fmt(median(d))} | {fmt(p95(d))} | "
+                    f"{fmt(min(d) if d else None)} | {fmt(max(d) if d else None)} | {fmt(median(b['cpu_ms_each']), 2)} | "
+                    f"{fmt(ticks)} / {fmt(clock)} | {_split(b)} | {reqs} | "
+                    f"{fmt(b['new_connections'] / n_inv) if 'new_connections' in b else 'n/a'} | "
+                    f"{b.get('max_in_flight', 'n/a')} | {fmt(up_per, 2)} | "
+                    f"{b.get('threads', 'n/a')} | {fmt(b['vm_hwm_kib'] / 1024 if b.get('vm_hwm_kib') else None)} |"
+                )
+    lines.append("")
+    lines.append("Init samples (ms): " + "; ".join(
+        f"{n}: {', '.join(fmt(v) for v in fns[n]['init_ms']) or 'none'}" for n in ORDER if n in fns))
+    lines.append("")
+    lines.append("Deployment artifacts: " + "; ".join(
+        f"{n}: {fns[n]['artifact']['zip_bytes']:,} bytes zipped ({fns[n]['artifact']['counted']})"
+        + (f", {fns[n]['artifact']['zip_with_boto3_bytes']:,} bytes with its own boto3"
+           if fns[n]['artifact'].get('zip_with_boto3_bytes') else "")
+        for n in ORDER if n in fns and fns[n].get("artifact")))
+    lines.append("")
+
+    lines.append("## Correctness checks")
+    lines.append("")
+    lines.append("Every timed invocation's response is checked (no failures expected), and the records stored "
+                 "for the last batch of each size are read back from the emulator and compared with the contract. "
+                 "The partial-failure check denies the S3 puts of 2 of 10 messages at the proxy (403): exactly "
+                 "those two must be reported in `batchItemFailures` and must not reach DynamoDB. "
+                 "The contract fixes a JSON body's value, not its bytes: how each function embeds it "
+                 "(as it came, or re-serialized) is counted below.")
+    lines.append("")
+    for name in ORDER:
+        if name not in fns:
+            continue
+        rec = fns[name]
+        v = rec["verify"]
+        failed_msgs = sum(b["failed_messages"] for ps in rec.get("delays", {}).values() for b in ps.values())
+        conf = rec.get("conformance")
+        conf_text = "not run" if conf is None else ("OK" if conf["ok"] else "FAILED: " + "; ".join(conf["problems"][:5]))
+        vtext = "OK" if not v["problems"] else f"{len(v['problems'])} problems: " + "; ".join(v["problems"][:5])
+        styles = v.get("body_styles") or {}
+        style_text = ", ".join(f"{STYLE_WORDS.get(k, k)}: {n}" for k, n in sorted(styles.items())) or "n/a"
+        lines.append(f"- **{name}**: {v['checked']} stored records checked: {escape(vtext)}; messages reported "
+                     f"failed in timed runs: {failed_msgs}; partial-failure check: {escape(conf_text)}; "
+                     f"bodies stored as: {style_text}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write(results: dict, out_dir: Path) -> tuple[Path, Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    date = results["started"][:10]
+    host = results.get("machine", {}).get("host", "host")
+    stem = f"{date}-{host}" + ("-smoke" if results["settings"]["smoke"] else "")
+    md_path = out_dir / f"{stem}.md"
+    svg_path = out_dir / f"{stem}.svg"
+    json_path = out_dir / f"{stem}.json"
+    settings = results["settings"]
+    metrics = {n: Metrics(n, results["functions"][n], settings) for n in ORDER if n in results["functions"]}
+    svg_path.write_text(svg_chart(metrics, settings, f"SQS consumer: Rust vs Python ({date}, {host})"))
+    md_path.write_text(markdown(results, svg_path.name))
+    json_path.write_text(json.dumps(results, indent=1) + "\n")
+    return md_path, svg_path, json_path
+
+
+if __name__ == "__main__":  # re-render a report from its JSON
+    import sys
+
+    data = json.loads(Path(sys.argv[1]).read_text())
+    print(*write(data, Path(sys.argv[1]).parent), sep="\n")
+

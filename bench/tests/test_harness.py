@@ -1,0 +1,286 @@
+"""Tests of the harness's own moving parts (no emulator, no functions needed).
+
+Run: cd bench && .venv/bin/python -m unittest tests/test_harness.py
+(pytest, where it is installed, runs them too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import sys
+import threading
+import time
+import unittest
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness import latency_proxy, report, verify  # noqa: E402
+from harness.events import EventSet  # noqa: E402
+from harness.runtime_api import RuntimeApi  # noqa: E402
+
+
+class _Loop:
+    """An asyncio loop in a thread, for servers under test."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout=10):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self, servers=()):
+        async def shutdown():
+            for server in servers:
+                server.close()
+            # The tests closed their connections: let the handlers see EOF and end.
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=2)
+                for task in pending:
+                    task.cancel()
+
+        self.run(shutdown())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        self.loop.close()
+
+
+async def _echo_upstream(reader, writer):
+    """Answers each request with its method, path and body length (keep-alive)."""
+    try:
+        for _ in range(100):
+            head = await reader.readuntil(b"\r\n\r\n")
+            start, headers = latency_proxy._parse_head(head)
+            body = await latency_proxy._read_body(reader, headers, until_eof=False)
+            if "chunked" in (latency_proxy._header(headers, "transfer-encoding") or ""):
+                # Decode the chunked framing to report the payload length.
+                payload, rest = b"", body
+                while rest:
+                    size_line, _, rest = rest.partition(b"\r\n")
+                    size = int(size_line, 16)
+                    if size == 0:
+                        break
+                    payload += rest[:size]
+                    rest = rest[size + 2 :]
+                body = payload
+            method, path = start.split(" ")[:2]
+            data = json.dumps({"method": method, "path": path, "length": len(body)}).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+class ProxyTest(unittest.TestCase):
+    def setUp(self):
+        self.loop = _Loop()
+        self.upstream = self.loop.run(asyncio.start_server(_echo_upstream, "127.0.0.1", 0))
+        up_port = self.upstream.sockets[0].getsockname()[1]
+        self.proxies = []
+        self.ports = {}
+        for backend in ("emulator", "stub"):
+            proxy = latency_proxy.Proxy("127.0.0.1", up_port, 30.0, backend)
+            server = self.loop.run(asyncio.start_server(proxy.handle, "127.0.0.1", 0))
+            self.proxies.append(server)
+            self.ports[backend] = server.sockets[0].getsockname()[1]
+
+    def tearDown(self):
+        self.loop.close(self.proxies + [self.upstream])
+
+    def test_requests_are_delayed_and_relayed_on_one_keep_alive_connection(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.ports["emulator"], timeout=5)
+        for i in range(3):
+            t0 = time.perf_counter()
+            conn.request("PUT", f"/bucket/key{i}.json", body=b"x" * (100 + i))
+            answer = json.loads(conn.getresponse().read())
+            elapsed_ms = (time.perf_counter() - t0) * 1000
+            self.assertEqual(answer, {"method": "PUT", "path": f"/bucket/key{i}.json", "length": 100 + i})
+            self.assertGreaterEqual(elapsed_ms, 29.0)
+        conn.close()
+
+    def test_chunked_bodies_and_expect_continue_are_forwarded_whole(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.ports["emulator"], timeout=5)
+        conn.request("PUT", "/bucket/chunked", body=iter([b"abc", b"defgh"]),
+                     headers={"Transfer-Encoding": "chunked"}, encode_chunked=True)
+        self.assertEqual(json.loads(conn.getresponse().read())["length"], 8)
+        conn.putrequest("PUT", "/bucket/expect")
+        conn.putheader("Content-Length", "5")
+        conn.putheader("Expect", "100-continue")
+        conn.endheaders()
+        conn.send(b"hello")
+        self.assertEqual(json.loads(conn.getresponse().read())["length"], 5)
+        conn.close()
+
+    def test_stub_backend_answers_put_object_and_batch_write_item_itself(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.ports["stub"], timeout=5)
+        conn.request("PUT", "/bucket/records/a.json", body=b"{}")
+        response = conn.getresponse()
+        self.assertEqual(response.status, 200)
+        self.assertTrue(response.getheader("ETag"))
+        response.read()
+        conn.request("POST", "/", body=b"{}", headers={"X-Amz-Target": "DynamoDB_20120810.BatchWriteItem"})
+        response = conn.getresponse()
+        self.assertEqual(json.loads(response.read()), {"UnprocessedItems": {}})
+        conn.request("GET", "/__proxy/stats")
+        stats = json.loads(conn.getresponse().read())
+        self.assertEqual(stats["by_kind"], {"S3 PutObject": 1, "BatchWriteItem": 1})
+        self.assertEqual(stats["upstream_ms"], {})
+        conn.close()
+
+    def test_denied_keys_get_access_denied(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.ports["emulator"], timeout=5)
+        conn.request("POST", "/__proxy/fail", body=json.dumps(["doomed"]))
+        conn.getresponse().read()
+        conn.request("PUT", "/bucket/records/doomed.json", body=b"{}")
+        response = conn.getresponse()
+        self.assertEqual(response.status, 403)
+        self.assertIn(b"AccessDenied", response.read())
+        conn.request("PUT", "/bucket/records/fine.json", body=b"{}")
+        self.assertEqual(conn.getresponse().status, 200)
+        conn.close()
+
+
+class RuntimeApiTest(unittest.TestCase):
+    def test_an_invocation_round_trip_carries_lambda_headers_and_is_timed(self):
+        api = RuntimeApi("arn:aws:lambda:us-east-1:000000000000:function:f").start()
+        seen = {}
+
+        def function():
+            conn = http.client.HTTPConnection(api.address, timeout=10)
+            conn.request("GET", "/2018-06-01/runtime/invocation/next")
+            response = conn.getresponse()
+            seen["headers"] = dict(response.getheaders())
+            seen["event"] = response.read()
+            request_id = response.getheader("Lambda-Runtime-Aws-Request-Id")
+            conn.request("POST", f"/2018-06-01/runtime/invocation/{request_id}/response",
+                         body=b'{"batchItemFailures":[]}')
+            seen["status"] = conn.getresponse().status
+            conn.close()
+
+        try:
+            thread = threading.Thread(target=function)
+            thread.start()
+            self.assertTrue(api.wait_ready(5))
+            inv = api.invoke(b'{"Records":[]}', timeout_s=5)
+            thread.join(5)
+        finally:
+            api.close()
+        self.assertEqual(inv.outcome, "response")
+        self.assertEqual(inv.result, b'{"batchItemFailures":[]}')
+        self.assertIsNotNone(inv.duration_ms)
+        self.assertEqual(seen["event"], b'{"Records":[]}')
+        self.assertEqual(seen["status"], 202)
+        for header in ("Lambda-Runtime-Aws-Request-Id", "Lambda-Runtime-Deadline-Ms",
+                       "Lambda-Runtime-Invoked-Function-Arn", "Lambda-Runtime-Trace-Id"):
+            self.assertIn(header, seen["headers"])
+
+    def test_init_error_is_reported(self):
+        api = RuntimeApi("arn:aws:lambda:us-east-1:000000000000:function:f").start()
+        try:
+            conn = http.client.HTTPConnection(api.address, timeout=5)
+            conn.request("POST", "/2018-06-01/runtime/init/error", body=b'{"errorMessage":"boom"}')
+            self.assertEqual(conn.getresponse().status, 202)
+            self.assertFalse(api.wait_ready(2))
+            self.assertIn(b"boom", api.init_error)
+            conn.close()
+        finally:
+            api.close()
+
+
+class VerifyTest(unittest.TestCase):
+    def _stored(self, record, body_bytes):
+        rid = verify.record_id(record["messageId"])
+        received = verify.rfc3339_ms(int(record["attributes"]["ApproximateFirstReceiveTimestamp"]))
+        head = json.dumps({"id": rid, "messageId": record["messageId"], "receivedAt": received},
+                          separators=(",", ":"))[:-1].encode()
+        raw = head + b',"body":' + body_bytes + b"}"
+        item = {
+            "id": {"S": rid}, "messageId": {"S": record["messageId"]}, "s3Key": {"S": f"records/{rid}.json"},
+            "receivedAt": {"S": received}, "bodyBytes": {"N": str(len(record["body"].encode()))},
+            "storedAt": {"S": "2026-11-27T00:00:00.000Z"},
+        }
+        return f"records/{rid}.json", ("application/json", raw), rid, item
+
+    def _check(self, event, encode):
+        objects, items = {}, {}
+        for record in event["Records"]:
+            key, obj, rid, item = self._stored(record, encode(record["body"]))
+            objects[key], items[rid] = obj, item
+        styles = Counter()
+        return verify.check_batch(event, "records/", objects, items, set(), styles), styles
+
+    def test_verbatim_and_compact_bodies_both_meet_the_contract(self):
+        event, _ = EventSet(seed=1).get("t", 14, 0)
+
+        def compact(body):
+            try:
+                return json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False).encode()
+            except ValueError:
+                return json.dumps(body, ensure_ascii=False).encode()
+
+        def verbatim(body):
+            try:
+                json.loads(body)
+                return body.encode()
+            except ValueError:
+                return json.dumps(body).encode()
+
+        problems, styles = self._check(event, compact)
+        self.assertEqual(problems, [])
+        self.assertEqual(styles, Counter(compact=12, string=2))
+        problems, styles = self._check(event, verbatim)
+        self.assertEqual(problems, [])
+        self.assertEqual(styles["verbatim"], 12)
+
+    def test_a_missing_item_and_a_wrong_body_are_reported(self):
+        event, _ = EventSet(seed=2).get("t", 3, 0)
+        objects, items = {}, {}
+        for record in event["Records"]:
+            key, obj, rid, item = self._stored(record, b'"not the body"')
+            objects[key], items[rid] = obj, item
+        items.pop(verify.record_id(event["Records"][0]["messageId"]))
+        problems = verify.check_batch(event, "records/", objects, items, set())
+        self.assertTrue(any("no DynamoDB item" in p for p in problems))
+        self.assertTrue(any("body differs" in p for p in problems))
+
+
+class ReportTest(unittest.TestCase):
+    def test_a_report_without_rust_renders_and_says_so(self):
+        settings = {"smoke": True, "profiles": [{"key": "0", "delay_ms": 0.0, "backend": "emulator",
+                                                 "label": "0 ms/call, emulator"}],
+                    "sizes": [5], "reps": 1, "warmup": 1, "cold_starts": 1, "memory_mb": 1769,
+                    "pinned": False, "max_concurrency": 64, "function_cpus": None}
+        block = {"durations_ms": [10.0], "cpu_ms_each": [7.0], "cpu_ticks_s": 0.01, "cpu_clock_s": 0.007,
+                 "messages": 5, "failed_messages": 0, "response_problems": [], "aws_requests": {"S3 PutObject": 5},
+                 "aws_requests_total": 6, "upstream_ms": {}, "max_in_flight": 5, "vm_hwm_kib": 50000,
+                 "vm_rss_kib": 49000, "threads": 6}
+        results = {
+            "started": "2026-11-27T00:00:00Z", "settings": settings, "machine": {"host": "h"},
+            "functions": {
+                "rust": {"kind": "rust", "command": "x", "status": "missing", "error": "Rust bootstrap not found",
+                         "init_ms": [], "cold_invoke_ms": [], "delays": {}, "verify": {"checked": 0, "problems": []},
+                         "conformance": None, "peak_rss_kib": None, "artifact": None},
+                "python-plain": {"kind": "python", "command": "y", "status": "ok", "error": None,
+                                 "init_ms": [250.0], "cold_invoke_ms": [20.0], "delays": {"0": {"5": block}},
+                                 "verify": {"checked": 5, "problems": []}, "conformance": {"ok": True, "problems": []},
+                                 "peak_rss_kib": 50000, "artifact": {"zip_bytes": 2000, "counted": "handler.py"}},
+            },
+        }
+        text = report.markdown(results, "chart.svg")
+        self.assertIn("Rust bootstrap not found", text)
+        self.assertIn("not measured", text)
+        svg = report.svg_chart({n: report.Metrics(n, r, settings) for n, r in results["functions"].items()},
+                               settings, "t")
+        self.assertTrue(svg.startswith("<svg"))
+
+
+if __name__ == "__main__":
+    unittest.main()
