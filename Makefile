@@ -2,7 +2,7 @@
 SHELL := bash
 
 .DEFAULT_GOAL := help
-.PHONY: help up down status test unit fmt lint audit check-infra package deploy bench
+.PHONY: help up down status test unit fmt lint audit check-infra package deploy bench fuzz
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -47,6 +47,9 @@ deploy: ## Build for arm64 with cargo lambda and sam deploy to your AWS account 
 bench: ## Rust vs Python consumers on the Lambda Runtime API; writes bench/results/<date>-<host>.md
 	cargo build --release -p consumer
 	bench/bench.sh --require-rust
+
+fuzz: ## Run every cargo-fuzz target (FUZZ_SECONDS each, default 60)
+	fuzz/run.sh $(or $(FUZZ_SECONDS),60)
 
 audit: ## Reconcile a run with the stack: make audit LEDGER=k6/results/<run>-ledger.jsonl
 	cargo run -q -p tests --bin audit -- --ledger "$(LEDGER)"

@@ -15,6 +15,7 @@ bash infra/local/venv.sh
 
 step "cargo fmt --check"
 cargo fmt --all --check || die "formatting differs; run: cargo fmt --all"
+cargo fmt --manifest-path fuzz/Cargo.toml --check || die "formatting differs in fuzz/; run: cargo fmt --manifest-path fuzz/Cargo.toml"
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -35,6 +36,13 @@ CARGO_BUILD_FLAGS="--locked" bash infra/local/build.sh
 step "infra checks: cfn-lint, sam validate, checkov, least privilege, cargo deny, glibc"
 bash infra/check.sh
 
+step "fuzz smoke: every cargo-fuzz target for a few seconds"
+fuzz/run.sh "${FUZZ_SECONDS:-5}"
+
+step "bench smoke: Rust and Python consumers through the Runtime API harness"
+(cd bench && bash bench.sh --smoke --require-rust)
+(cd bench && .venv/bin/python -m unittest -q tests/test_harness.py && python/.venv/bin/python -m unittest -q tests/test_peers.py)
+
 step "emulator"
 started_here=0
 if ! emulator_healthy; then
@@ -54,7 +62,3 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
-
-step "bench smoke: Rust and Python consumers through the Runtime API harness"
-(cd bench && bash bench.sh --smoke --require-rust)
-(cd bench && .venv/bin/python -m unittest -q tests/test_harness.py && python/.venv/bin/python -m unittest -q tests/test_peers.py)

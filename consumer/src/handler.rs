@@ -1,6 +1,6 @@
 //! The batch handler: SQS batch in, partial batch response out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_smithy_types::error::display::DisplayErrorContext;
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::stream::{self, FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use pipeline_core::{record_id, rfc3339_millis, s3_key, Body, StoredObject, StoredRecord};
 use tracing::Instrument;
@@ -102,6 +102,22 @@ enum Step {
     Chunk(Vec<(usize, Result<(), Failure>)>),
 }
 
+impl Step {
+    fn into_lane(self) -> Vec<(usize, Outcome)> {
+        match self {
+            Step::Lane(results) => results,
+            Step::Chunk(_) => Vec::new(),
+        }
+    }
+
+    fn into_chunk(self) -> Vec<(usize, Result<(), Failure>)> {
+        match self {
+            Step::Chunk(results) => results,
+            Step::Lane(_) => Vec::new(),
+        }
+    }
+}
+
 /// Handles one Lambda invocation: the deadline comes from the Lambda context
 /// as milliseconds since the Unix epoch.
 pub async fn handle_invocation<O: ObjectStore, R: RecordStore>(
@@ -142,14 +158,30 @@ pub async fn handle<O: ObjectStore, R: RecordStore>(
 
     let (messages, duplicates) = prepare(&event.records)?;
     let lanes = lanes(&event.records, &messages, &duplicates);
+    let outcomes = if is_fifo(&event.records) {
+        run_fifo(state, &messages, lanes, soft, hard).await
+    } else {
+        run_standard(state, &messages, lanes, soft, hard).await
+    };
+    Ok(report(&messages, &duplicates, outcomes))
+}
 
+/// Standard queue: every message is its own lane; items join chunks of 25 as
+/// their objects land, so DynamoDB writes overlap the remaining S3 puts.
+async fn run_standard<O: ObjectStore, R: RecordStore>(
+    state: &State<O, R>,
+    messages: &[Message<'_>],
+    lanes: Vec<Vec<usize>>,
+    soft: Instant,
+    hard: Instant,
+) -> Vec<Result<(), Failure>> {
+    let config = &state.config;
     let mut outcomes: Vec<Option<Result<(), Failure>>> = vec![None; messages.len()];
     let mut records: Vec<Option<StoredRecord>> = vec![None; messages.len()];
     let mut pending_lanes = lanes.into_iter();
     let mut in_flight: FuturesUnordered<BoxFuture<'_, Step>> = FuturesUnordered::new();
     let mut lanes_in_flight = 0usize;
     let mut chunk: Vec<usize> = Vec::with_capacity(DYNAMODB_BATCH_LIMIT);
-    let messages = &messages;
 
     loop {
         while lanes_in_flight < config.max_concurrency {
@@ -215,15 +247,91 @@ pub async fn handle<O: ObjectStore, R: RecordStore>(
         }
     }
     drop(in_flight);
+    unfinished_missed_the_deadline(outcomes)
+}
 
-    let mut outcomes: Vec<Result<(), Failure>> = outcomes
+/// FIFO queue: message groups advance in rounds, the n-th message of every
+/// group in round n. A message is written whole (object, then item) before
+/// the next one of its group starts, and at a group's first failure the
+/// rest of the group is not processed but reported, so the group is retried
+/// in order. Items of one round share BatchWriteItem calls across groups.
+async fn run_fifo<O: ObjectStore, R: RecordStore>(
+    state: &State<O, R>,
+    messages: &[Message<'_>],
+    groups: Vec<Vec<usize>>,
+    soft: Instant,
+    hard: Instant,
+) -> Vec<Result<(), Failure>> {
+    let limit = state.config.max_concurrency;
+    let mut outcomes: Vec<Option<Result<(), Failure>>> = vec![None; messages.len()];
+    let mut queues: Vec<VecDeque<usize>> = groups.into_iter().map(VecDeque::from).collect();
+    let rounds = async {
+        loop {
+            let round: Vec<(usize, usize)> = queues
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(group, queue)| queue.pop_front().map(|index| (group, index)))
+                .collect();
+            if round.is_empty() {
+                break;
+            }
+            let objects: Vec<Step> = stream::iter(
+                round
+                    .iter()
+                    .map(|&(_, i)| run_lane(state, messages, vec![i], soft)),
+            )
+            .buffer_unordered(limit)
+            .collect()
+            .await;
+            let mut stored = Vec::new();
+            for (index, outcome) in objects.into_iter().flat_map(Step::into_lane) {
+                match outcome {
+                    Ok(record) => stored.push((index, record)),
+                    Err(failure) => outcomes[index] = Some(Err(failure)),
+                }
+            }
+            let mut chunks = Vec::new();
+            while !stored.is_empty() {
+                let rest = stored.split_off(stored.len().min(DYNAMODB_BATCH_LIMIT));
+                chunks.push(write_chunk(
+                    state,
+                    std::mem::replace(&mut stored, rest),
+                    soft,
+                ));
+            }
+            for (index, outcome) in futures::future::join_all(chunks)
+                .await
+                .into_iter()
+                .flat_map(Step::into_chunk)
+            {
+                outcomes[index] = Some(outcome);
+            }
+            for &(group, index) in &round {
+                if matches!(outcomes[index], Some(Err(_))) {
+                    for later in queues[group].drain(..) {
+                        outcomes[later] = Some(Err(Failure::EarlierInGroupFailed));
+                    }
+                }
+            }
+        }
+    };
+    if tokio::time::timeout_at(tokio::time::Instant::from_std(hard), rounds)
+        .await
+        .is_err()
+    {
+        tracing::warn!("deadline reached; reporting unfinished messages as failed");
+    }
+    unfinished_missed_the_deadline(outcomes)
+}
+
+/// Messages with no outcome were cut off by the deadline.
+fn unfinished_missed_the_deadline(
+    outcomes: Vec<Option<Result<(), Failure>>>,
+) -> Vec<Result<(), Failure>> {
+    outcomes
         .into_iter()
         .map(|o| o.unwrap_or(Err(Failure::Deadline)))
-        .collect();
-    if is_fifo(&event.records) {
-        fail_rest_of_groups(&event.records, messages, &duplicates, &mut outcomes);
-    }
-    Ok(report(messages, &duplicates, outcomes))
+        .collect()
 }
 
 /// Checks every record and prepares one [`Message`] per distinct message id.
@@ -452,30 +560,6 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
         .min(cap);
     let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
     Duration::from_millis(rand::random_range(0..=millis))
-}
-
-/// FIFO: after the first failure in a group, every later message of that
-/// group is reported failed too, so the group is retried in order.
-fn fail_rest_of_groups(
-    records: &[SqsMessage],
-    messages: &[Message<'_>],
-    duplicates: &[Option<usize>],
-    outcomes: &mut [Result<(), Failure>],
-) {
-    let mut failed_groups: HashMap<&str, ()> = HashMap::new();
-    for i in 0..messages.len() {
-        if duplicates[i].is_some() {
-            continue;
-        }
-        let group = group_of(&records[i]);
-        if failed_groups.contains_key(group) {
-            if outcomes[i].is_ok() {
-                outcomes[i] = Err(Failure::EarlierInGroupFailed);
-            }
-        } else if outcomes[i].is_err() {
-            failed_groups.insert(group, ());
-        }
-    }
 }
 
 /// Builds the report: one entry per distinct failed message id, in batch order.

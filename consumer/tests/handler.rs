@@ -288,9 +288,21 @@ async fn fifo_unprocessed_item_fails_the_later_messages_of_its_group() {
         .expect("lock")
         .insert(rid("a1"), u32::MAX);
     let s = state(MemObjects::default(), records);
-    let batch = vec![fifo("a1", "A"), fifo("a2", "A"), fifo("b1", "B")];
+    let batch = vec![
+        fifo("a1", "A"),
+        fifo("a2", "A"),
+        fifo("b1", "B"),
+        fifo("b2", "B"),
+    ];
     let report = handle(&s, &event(batch), far()).await.expect("handled");
     assert_eq!(failed_ids(&s, &report), vec!["a1", "a2"]);
+    assert_eq!(report.failures[1].1, Failure::EarlierInGroupFailed);
+    let a2 = s3_key("records/", &record_id("a2"));
+    assert!(
+        !s.objects.keys().contains(&a2),
+        "a2 must not be processed after a1 failed"
+    );
+    assert_eq!(s.records.ids(), HashSet::from([rid("b1"), rid("b2")]));
 }
 
 #[tokio::test]
@@ -512,4 +524,25 @@ async fn a_fifo_event_as_lambda_sends_it_keeps_group_order() {
     let report = handle(&s, &e, far()).await.expect("handled");
     assert_eq!(failed_ids(&s, &report), vec!["g1-b", "g1-c"]);
     assert!(s.records.ids().contains(&rid("g1-a")) && s.records.ids().contains(&rid("g2-a")));
+}
+
+#[tokio::test]
+async fn fifo_groups_share_dynamodb_calls_round_by_round() {
+    let batch: Vec<SqsMessage> = (0..30)
+        .map(|i| fifo(&format!("g{}-{}", i % 10, i / 10), &format!("G{}", i % 10)))
+        .collect();
+    let s = state(MemObjects::default(), MemRecords::default());
+    let report = handle(&s, &event(batch), far()).await.expect("handled");
+    assert_eq!(report.stored, 30);
+    // Ten groups of three: three rounds of ten items each.
+    let calls = s.records.calls();
+    assert_eq!(
+        calls.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![10, 10, 10]
+    );
+    let first_round: HashSet<String> = (0..10).map(|g| rid(&format!("g{g}-0"))).collect();
+    assert_eq!(
+        calls[0].iter().cloned().collect::<HashSet<_>>(),
+        first_round
+    );
 }
