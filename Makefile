@@ -2,7 +2,7 @@
 SHELL := bash
 
 .DEFAULT_GOAL := help
-.PHONY: help up down status test unit fmt lint audit check-infra package deploy bench fuzz
+.PHONY: help up down status test unit fmt lint audit check-infra package deploy bench fuzz load soak
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -43,6 +43,12 @@ package: ## x86_64 Lambda zips for provided.al2023 (cargo zigbuild, glibc 2.34);
 
 deploy: ## Build for arm64 with cargo lambda and sam deploy to your AWS account (ARCH, PARAMETERS)
 	infra/deploy-aws.sh
+
+load: ## k6 throughput and end-to-end latency against the local stack; prints the table
+	k6/load.sh
+
+soak: ## Steady load with 1% poison and 1% failing backend calls, then the audit (DURATION=3m)
+	k6/soak.sh
 
 bench: ## Rust vs Python consumers on the Lambda Runtime API; writes bench/results/<date>-<host>.md
 	cargo build --release -p consumer

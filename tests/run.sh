@@ -56,6 +56,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+step "load smoke: k6 throughput and e2e against a stack of its own"
+STACK_NAME=test-load k6/load.sh --smoke
+
+step "soak smoke: poison messages and failing backend calls, then the audit"
+k6/soak.sh --smoke
+
 step "unit and end-to-end tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast ${TEST_FILTER:+-E "$TEST_FILTER"}

@@ -89,6 +89,8 @@ struct Counters {
     seen: HashMap<Op, u64>,
     injected: HashMap<Op, u64>,
     fired: Vec<u64>,
+    /// Requests each rule was asked about (those earlier rules let through).
+    considered: Vec<u64>,
 }
 
 struct Shared {
@@ -129,6 +131,7 @@ impl FaultProxy {
             rules: Mutex::new(rules),
             counters: Mutex::new(Counters {
                 fired: vec![0; n],
+                considered: vec![0; n],
                 ..Default::default()
             }),
             client: reqwest::Client::builder()
@@ -163,7 +166,9 @@ impl FaultProxy {
     pub fn set_rules(&self, rules: Vec<Rule>) {
         let n = rules.len();
         *lock(&self.shared.rules) = rules;
-        lock(&self.shared.counters).fired = vec![0; n];
+        let mut counters = lock(&self.shared.counters);
+        counters.fired = vec![0; n];
+        counters.considered = vec![0; n];
     }
 
     /// Requests of `op` seen so far.
@@ -203,22 +208,20 @@ fn classify(method: &hyper::Method, path: &str, target: Option<&str>) -> Op {
     }
 }
 
-/// Picks the fault for this request, spreading a rule's share evenly over the
-/// requests of its operation (deterministic, so runs are repeatable).
+/// Picks the fault for this request. Each rule takes an even share of the
+/// requests of its operation that earlier rules let through (deterministic,
+/// so runs are repeatable, and two rules at 1% each fault 2% of calls).
 fn draw(shared: &Shared, op: Op) -> Option<Fault> {
     let rules = lock(&shared.rules);
     let mut counters = lock(&shared.counters);
-    let n = {
-        let seen = counters.seen.entry(op).or_insert(0);
-        *seen += 1;
-        *seen
-    };
+    *counters.seen.entry(op).or_insert(0) += 1;
     for (i, rule) in rules.iter().enumerate() {
         if rule.op != op || rule.limit.is_some_and(|l| counters.fired[i] >= l) {
             continue;
         }
-        let hit = (n as f64 * rule.share).floor() > ((n - 1) as f64 * rule.share).floor();
-        if hit {
+        counters.considered[i] += 1;
+        let n = counters.considered[i] as f64;
+        if (n * rule.share).floor() > ((n - 1.0) * rule.share).floor() {
             counters.fired[i] += 1;
             *counters.injected.entry(op).or_insert(0) += 1;
             return Some(rule.fault.clone());
@@ -492,17 +495,21 @@ mod tests {
     fn share_is_spread_evenly() {
         let shared = Shared {
             upstream: String::new(),
-            rules: Mutex::new(vec![Rule::new(Op::S3PutObject, Fault::S3SlowDown, 0.25)]),
+            rules: Mutex::new(vec![
+                Rule::new(Op::S3PutObject, Fault::S3SlowDown, 0.25),
+                Rule::new(Op::S3PutObject, Fault::Reset, 0.25),
+            ]),
             counters: Mutex::new(Counters {
-                fired: vec![0],
+                fired: vec![0, 0],
+                considered: vec![0, 0],
                 ..Default::default()
             }),
             client: reqwest::Client::new(),
         };
-        let hits = (0..100)
-            .filter(|_| draw(&shared, Op::S3PutObject).is_some())
-            .count();
-        assert_eq!(hits, 25);
+        let drawn: Vec<Option<Fault>> = (0..100).map(|_| draw(&shared, Op::S3PutObject)).collect();
+        let count = |f: Fault| drawn.iter().filter(|d| **d == Some(f.clone())).count();
+        assert_eq!(count(Fault::S3SlowDown), 25);
+        assert_eq!(count(Fault::Reset), 18, "a quarter of the 75 left, rounded down");
         assert!(draw(&shared, Op::DynamoBatchWriteItem).is_none());
     }
 

@@ -1,0 +1,710 @@
+#!/usr/bin/env python3
+"""Queue, DLQ and table checks around a k6 run, and the report of load.sh.
+
+Subcommands (all read the stack from the environment: ENDPOINT or
+AWS_ENDPOINT_URL, QUEUE_URL, DLQ_URL, TABLE_NAME, BUCKET_NAME, AWS_REGION):
+
+  snapshot            print {"at", "queue", "dlq"} message counts as JSON
+  drain --timeout S   wait until the queue holds nothing (visible, in flight
+                      or delayed), printing progress; exit 1 on time-out
+  report ...          count what was stored, audit a sample, print the table,
+                      write load-<stamp>.md, .svg and .json
+
+How "stored" is counted: every DynamoDB item carries storedAt, stamped by
+the consumer (RFC 3339, milliseconds, UTC, so it sorts as text). The report
+scans the table for storedAt >= the first send of the run, keeping only
+storedAt (a few dozen bytes an item), and splits the items by phase: the
+throughput phase's messages are all stored before the e2e phase starts,
+because load.sh waits for the queue to drain in between. A bounded sample of
+the items is then read back from S3 to check that their bodies carry this
+run's id: anything else writing to the same table in the same minutes would
+show up there. Items do not hold the body (and so not the run id), which is
+why the count is by time window and the run id is checked on a sample.
+
+Only the standard library and botocore (installed with the awscli in .venv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import glob
+import html
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import botocore.session
+from botocore.config import Config
+
+HERE = Path(__file__).resolve().parent
+
+
+# ---------------------------------------------------------------- AWS
+
+
+def clients():
+    endpoint = os.environ.get("ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
+    region = os.environ.get("AWS_REGION", "us-east-1")
+    if endpoint and ("127.0.0.1" in endpoint or "localhost" in endpoint):
+        # The emulator takes any key; infra/local/lib.sh uses these.
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    session = botocore.session.get_session()
+    cfg = Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"})
+
+    def make(name):
+        return session.create_client(name, region_name=region, endpoint_url=endpoint, config=cfg)
+
+    return make("sqs"), make("dynamodb"), make("s3")
+
+
+def need(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        sys.exit(f"report.py: {name} is not set (source .local/outputs.env)")
+    return value
+
+
+def depth(sqs, url: str) -> dict:
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    visible = int(attrs.get("ApproximateNumberOfMessages", 0))
+    in_flight = int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
+    delayed = int(attrs.get("ApproximateNumberOfMessagesDelayed", 0))
+    return {"visible": visible, "inFlight": in_flight, "delayed": delayed, "total": visible + in_flight + delayed}
+
+
+def snapshot(sqs) -> dict:
+    return {
+        "at": int(time.time() * 1000),
+        "queue": depth(sqs, need("QUEUE_URL")),
+        "dlq": depth(sqs, need("DLQ_URL")),
+    }
+
+
+def drain(sqs, timeout: float, quiet_polls: int = 2) -> bool:
+    """Waits until the queue reads empty `quiet_polls` times in a row."""
+    url = need("QUEUE_URL")
+    start = time.monotonic()
+    zero = 0
+    last_print = -10.0
+    while True:
+        d = depth(sqs, url)
+        elapsed = time.monotonic() - start
+        zero = zero + 1 if d["total"] == 0 else 0
+        if zero >= quiet_polls:
+            print(f"    queue drained after {elapsed:.0f}s", file=sys.stderr)
+            return True
+        if elapsed - last_print >= 3 and d["total"]:
+            print(
+                f"    queue: {d['visible']} visible, {d['inFlight']} in flight, "
+                f"{d['delayed']} delayed ({elapsed:.0f}s of {timeout:.0f}s)",
+                file=sys.stderr,
+            )
+            last_print = elapsed
+        if elapsed >= timeout:
+            print(f"    queue not empty after {timeout:.0f}s: {d}", file=sys.stderr)
+            if d["inFlight"] and not d["visible"]:
+                vt = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])["Attributes"]
+                print(
+                    "    messages stuck in flight usually mean a lost invocation (a crashed or replaced "
+                    f"consumer); SQS hands them out again after the VisibilityTimeout ({vt.get('VisibilityTimeout')} s)",
+                    file=sys.stderr,
+                )
+            return False
+        time.sleep(1)
+
+
+def iso_ms(epoch_ms: int) -> str:
+    t = dt.datetime.fromtimestamp(epoch_ms / 1000, tz=dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> int:
+    t = dt.datetime.strptime(text.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z")
+    return int(t.timestamp() * 1000)
+
+
+def stored_since(ddb, since_ms: int, limit_items: int) -> list[tuple[int, str]]:
+    """(storedAt ms, s3Key) of every item stored at or after since_ms."""
+    table = need("TABLE_NAME")
+    out: list[tuple[int, str]] = []
+    kwargs = {
+        "TableName": table,
+        "FilterExpression": "storedAt >= :t",
+        "ExpressionAttributeValues": {":t": {"S": iso_ms(since_ms)}},
+        "ProjectionExpression": "storedAt, s3Key",
+    }
+    while True:
+        page = ddb.scan(**kwargs)
+        for item in page.get("Items", []):
+            out.append((parse_iso(item["storedAt"]["S"]), item.get("s3Key", {}).get("S", "")))
+        key = page.get("LastEvaluatedKey")
+        if not key or len(out) >= limit_items:
+            return out
+        kwargs["ExclusiveStartKey"] = key
+
+
+def audit(s3, keys: list[str], run_id: str, script: str, size: int) -> dict:
+    """Reads up to `size` of the objects; counts those whose body is from run_id's `script` phase."""
+    bucket = need("BUCKET_NAME")
+    sample = random.sample(keys, min(size, len(keys)))
+    ours = 0
+    foreign = []
+    for key in sample:
+        try:
+            obj = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            body = obj.get("body")
+            run, by = (body.get("run"), body.get("script")) if isinstance(body, dict) else (None, None)
+        except Exception as err:  # noqa: BLE001 - reported, not fatal
+            run, by = f"<unreadable: {err}>", None
+        # Both phases share RUN_ID; a late message of the other phase is not this one's.
+        if run == run_id and by == script:
+            ours += 1
+        else:
+            foreign.append({"key": key, "run": run, "script": by})
+    return {"sampled": len(sample), "ours": ours, "foreign": foreign[:5], "foreignKeys": [f["key"] for f in foreign]}
+
+
+# ---------------------------------------------------------------- k6 summaries
+
+
+def load(path: str | None) -> dict | None:
+    if not path or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def metric(summary: dict | None, name: str, key: str, default=None):
+    if not summary:
+        return default
+    m = summary.get("metrics", {}).get(name)
+    if not m:
+        return default
+    return m.get("values", {}).get(key, default)
+
+
+def seconds(text: str) -> float:
+    units = {"ms": 0.001, "h": 3600, "m": 60, "s": 1}
+    total, num = 0.0, ""
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c.isdigit() or c == ".":
+            num += c
+            i += 1
+            continue
+        unit = "ms" if text.startswith("ms", i) else c
+        total += float(num) * units[unit]
+        num = ""
+        i += len(unit)
+    return total
+
+
+def failed_thresholds(summary: dict | None) -> list[str]:
+    out = []
+    for name, m in (summary or {}).get("metrics", {}).items():
+        for expr, t in (m.get("thresholds") or {}).items():
+            if not t.get("ok", True):
+                out.append(f"{name} {expr}")
+    return out
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt_ms(v) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.0f} ms"
+
+
+def fmt_num(v, digits=1) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:,.{digits}f}" if isinstance(v, float) and not float(v).is_integer() else f"{int(v):,}"
+
+
+def git_describe() -> str:
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(HERE), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def build(args) -> dict:
+    sqs, ddb, s3 = clients()
+    tp = load(args.throughput)
+    e2e = load(args.e2e)
+    before = load(args.before) or {"dlq": {"total": 0}}
+    after = snapshot(sqs)
+
+    if not tp and not e2e:
+        sys.exit("report.py: neither k6 summary exists; did k6 run at all?")
+    tp_start = tp["run"]["startedAt"] if tp else None
+    e2e_start = e2e["run"]["startedAt"] if e2e else None
+    first = min(t for t in (tp_start, e2e_start) if t is not None)
+    items = stored_since(ddb, first, args.max_items)
+
+    def window(lo, hi):
+        return [(t, k) for (t, k) in items if lo is not None and t >= lo and (hi is None or t < hi)]
+
+    tp_items = window(tp_start, e2e_start)
+    e2e_items = window(e2e_start, None)
+
+    phases = {}
+    for name, summary, got in (("throughput", tp, tp_items), ("e2e", e2e, e2e_items)):
+        if not summary:
+            continue
+        settings = summary["run"].get("settings", {})
+        dur = seconds(settings.get("duration", "0s")) or 1
+        start = summary["run"]["startedAt"]
+        posts = metric(summary, "http_req_duration{op:post}", "count", 0)
+        ok_posts = next(
+            (
+                c["passes"]
+                for c in summary.get("root_group", {}).get("checks", [])
+                if c["name"] == "POST /messages answered 202"
+            ),
+            None,
+        )
+        keys = [k for _, k in got if k]
+        checked = audit(s3, keys, summary["run"]["runId"], name, args.audit)
+        # Every body read: count exactly ours. Else the window count, and the
+        # sample says whether anything else is in it.
+        exact = checked["sampled"] == len(got)
+        ours = checked["ours"] if exact else len(got)
+        foreign = set(checked.pop("foreignKeys"))
+        last_stored = max((t for t, k in got if k not in foreign), default=None)
+        span = (last_stored - start) / 1000 if last_stored else None
+        phases[name] = {
+            "settings": settings,
+            "durationS": dur,
+            "requests": posts,
+            "requestsAccepted": ok_posts,
+            "requestsAcceptedPerS": (ok_posts or 0) / dur,
+            "messagesSent": metric(summary, "messages_sent", "count", 0),
+            "messagesAccepted": metric(summary, "messages_accepted", "count", 0),
+            "messagesAcceptedPerS": metric(summary, "messages_accepted", "count", 0) / dur,
+            "messagesFailed": metric(summary, "messages_failed", "count", 0),
+            "httpFailedRate": metric(summary, "http_req_failed", "rate", 0),
+            "httpFailed": metric(summary, "http_req_failed", "passes", 0),
+            "dropped": metric(summary, "dropped_iterations", "count", 0),
+            "post": {
+                p: metric(summary, "http_req_duration{op:post}", k)
+                for p, k in (("p50", "med"), ("p95", "p(95)"), ("p99", "p(99)"))
+            },
+            "stored": ours,
+            "storedInWindow": len(got),
+            "storedExact": exact,
+            "storedPerS": ours / span if span and span > 0 else None,
+            "storeSpanS": span,
+            "audit": checked,
+            "thresholdsFailed": failed_thresholds(summary),
+        }
+        if name == "e2e":
+            phases[name]["e2e"] = {
+                p: metric(summary, "e2e_latency", k) for p, k in (("p50", "med"), ("p95", "p(95)"), ("p99", "p(99)"))
+            }
+            phases[name]["observed"] = {
+                p: metric(summary, "e2e_observed_latency", k)
+                for p, k in (("p50", "med"), ("p95", "p(95)"), ("p99", "p(99)"))
+            }
+            phases[name]["e2eStored"] = metric(summary, "e2e_stored", "count", 0)
+            phases[name]["e2eTimedOut"] = metric(summary, "e2e_timed_out", "count", 0)
+            phases[name]["pollErrors"] = metric(summary, "e2e_poll_errors", "count", 0)
+
+    accepted = sum(p["messagesAccepted"] for p in phases.values())
+    stored = sum(p["stored"] for p in phases.values())
+    dlq = after["dlq"]["total"] - before["dlq"]["total"]
+    return {
+        "runId": args.run_id,
+        "stamp": args.stamp,
+        "smoke": args.smoke,
+        "commit": git_describe(),
+        "cpus": os.cpu_count(),
+        "producerUrl": os.environ.get("PRODUCER_URL"),
+        "drained": not args.not_drained,
+        "phases": phases,
+        "totals": {
+            "sent": sum(p["messagesSent"] for p in phases.values()),
+            "accepted": accepted,
+            "stored": stored,
+            "dlq": dlq,
+            "queueLeft": after["queue"]["total"],
+            "missing": accepted - stored - max(dlq, 0),
+            "itemsScanned": len(items),
+            "scanTruncated": len(items) >= args.max_items,
+        },
+        "before": before,
+        "after": after,
+    }
+
+
+def table(r: dict) -> list[list[str]]:
+    """Rows of [measure, throughput, e2e, total]."""
+    tp = r["phases"].get("throughput")
+    e2e = r["phases"].get("e2e")
+    t = r["totals"]
+    rows = [["", "throughput", "e2e", "total"]]
+
+    def row(label, f, total=""):
+        rows.append([label, f(tp) if tp else "", f(e2e) if e2e else "", total])
+
+    def e2e_only(label, f):
+        rows.append([label, "", f(e2e) if e2e else "", ""])
+
+    def pct(p, key):
+        return " / ".join(fmt_ms(p[key][k]) for k in ("p50", "p95", "p99"))
+
+    row(
+        "target",
+        lambda p: (
+            f"{fmt_num(p['settings'].get('rate'))} req/s x {p['settings'].get('batch')} msg for {p['settings'].get('duration')}"
+        ),
+    )
+    row("requests answered 202 / sent", lambda p: f"{fmt_num(p['requestsAccepted'])} / {fmt_num(p['requests'])}")
+    row("requests/s accepted", lambda p: fmt_num(p["requestsAcceptedPerS"], 2))
+    row(
+        "messages accepted / sent",
+        lambda p: f"{fmt_num(p['messagesAccepted'])} / {fmt_num(p['messagesSent'])}",
+        f"{fmt_num(t['accepted'])} / {fmt_num(t['sent'])}",
+    )
+    row("messages/s accepted", lambda p: fmt_num(p["messagesAcceptedPerS"], 1))
+    row(
+        "messages stored (DynamoDB)",
+        lambda p: f"{fmt_num(p['stored'])} ({'every body checked' if p['storedExact'] else 'window count'})",
+        fmt_num(t["stored"]),
+    )
+    row("messages/s stored end to end", lambda p: fmt_num(p["storedPerS"], 1) if p["storedPerS"] else "n/a")
+    rows.append(["messages in the DLQ (change)", "", "", fmt_num(t["dlq"])])
+    rows.append(["accepted but not stored nor in DLQ", "", "", fmt_num(t["missing"])])
+    row("producer latency p50 / p95 / p99", lambda p: pct(p, "post"))
+    e2e_only("end-to-end latency p50 / p95 / p99", lambda p: pct(p, "e2e"))
+    e2e_only("  as seen by polling p50 / p95 / p99", lambda p: pct(p, "observed"))
+    e2e_only(
+        "followed messages stored / timed out", lambda p: f"{fmt_num(p['e2eStored'])} / {fmt_num(p['e2eTimedOut'])}"
+    )
+    row(
+        "errors: failed requests (rate)",
+        lambda p: f"{fmt_num(p['httpFailed'])} ({p['httpFailedRate'] * 100:.2f}%)",
+    )
+    row("errors: messages not accepted", lambda p: fmt_num(p["messagesFailed"]))
+    row("errors: dropped iterations (rate not held)", lambda p: fmt_num(p["dropped"]))
+    row("stored bodies read back: this run & phase", lambda p: f"{p['audit']['ours']} / {p['audit']['sampled']}")
+    return rows
+
+
+def problems(r: dict) -> tuple[list[str], list[str]]:
+    """What fails the run, and what is only worth knowing."""
+    out, notes = [], []
+    t = r["totals"]
+    if not r["drained"]:
+        out.append("the queue did not drain in time: stored counts are too low")
+    if t["missing"] > 0:
+        out.append(f"{t['missing']} accepted messages are neither stored nor in the DLQ")
+    if t["missing"] < 0:
+        out.append(f"{-t['missing']} more items were stored than messages accepted: something else wrote to the table")
+    if t["dlq"] > 0:
+        out.append(f"{t['dlq']} messages went to the DLQ during the run")
+    if t["scanTruncated"]:
+        out.append("the table scan hit --max-items; counts are lower bounds")
+    for name, p in r["phases"].items():
+        for th in p["thresholdsFailed"]:
+            out.append(f"{name}: threshold failed: {th}")
+        a = p["audit"]
+        if a["sampled"] and a["ours"] < a["sampled"]:
+            other = a["sampled"] - a["ours"]
+            if p["storedExact"]:
+                notes.append(
+                    f"{name}: {other} item(s) in the window came from something else and were not counted: {a['foreign']}"
+                )
+            else:
+                out.append(
+                    f"{name}: {other} of {a['sampled']} sampled stored bodies are not from this run, so the counts include other writers: {a['foreign']}"
+                )
+    return out, notes
+
+
+def text_table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, r in enumerate(rows):
+        lines.append("  " + " | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if n == 0:
+            lines.append("  " + "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def md_table(rows: list[list[str]]) -> str:
+    head = rows[0][:]
+    head[0] = "measure"
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows[1:]:
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- SVG
+
+
+def svg(r: dict, history: list[dict]) -> str:
+    """Three panels: latency percentiles, message counts, and the last runs."""
+    W, H = 960, 620
+    out = [
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+            'font-family="sans-serif" font-size="12">'
+        ),
+        f'<rect width="{W}" height="{H}" fill="white"/>',
+        f'<text x="20" y="26" font-size="16" font-weight="bold">k6 load run {html.escape(r["runId"])}</text>',
+        (
+            f'<text x="20" y="44" fill="#555">{html.escape(r["stamp"])} · commit {html.escape(r["commit"])} · '
+            f"{r['cpus']} CPUs{' · SMOKE' if r['smoke'] else ''}</text>"
+        ),
+    ]
+    tp = r["phases"].get("throughput", {})
+    e2e = r["phases"].get("e2e", {})
+
+    # Panel 1: latency bars.
+    series = []
+    if tp:
+        series.append(("producer POST", "#4C78A8", tp["post"]))
+    if e2e:
+        series.append(("end to end (storedAt)", "#F58518", e2e["e2e"]))
+        series.append(("end to end (polled)", "#E45756", e2e["observed"]))
+    out += bars(
+        x=50,
+        y=80,
+        w=400,
+        h=220,
+        title="latency (ms)",
+        groups=["p50", "p95", "p99"],
+        series=[(n, c, [v.get(g) or 0 for g in ("p50", "p95", "p99")]) for n, c, v in series],
+    )
+
+    # Panel 2: counts.
+    t = r["totals"]
+    out += bars(
+        x=530,
+        y=80,
+        w=400,
+        h=220,
+        title="messages",
+        groups=["sent", "accepted", "stored", "DLQ", "missing"],
+        series=[
+            ("this run", "#54A24B", [t["sent"], t["accepted"], t["stored"], max(t["dlq"], 0), max(t["missing"], 0)])
+        ],
+    )
+
+    # Panel 3: history of this machine's runs (k6/results/load-*.json).
+    runs = history[-20:]
+    out += lines(
+        x=50,
+        y=390,
+        w=860,
+        h=180,
+        title=f"last {len(runs)} {'smoke ' if r['smoke'] else ''}run(s) on this machine (k6/results/load-*.json)",
+        labels=[h["stamp"][4:13] for h in runs],
+        left=[(h["phases"].get("throughput", {}).get("storedPerS") or 0) for h in runs],
+        right=[(h["phases"].get("throughput", {}).get("post", {}).get("p95") or 0) for h in runs],
+    )
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def nice_max(v: float) -> float:
+    if v <= 0:
+        return 1
+    mag = 10 ** len(str(int(v)))
+    for step in (0.1, 0.2, 0.25, 0.5, 1):
+        if v <= mag * step:
+            return mag * step
+    return mag
+
+
+def axis(x, y, w, h, top, right=False):
+    # 5 ticks when the top is 2.5 x 10^n (steps of 0.5 x 10^n), else 4.
+    ticks = 5 if f"{top:g}".lstrip("0.").startswith("25") else 4
+    out = []
+    for i in range(ticks + 1):
+        val = top * i / ticks
+        yy = y + h - h * i / ticks
+        out.append(f'<line x1="{x}" y1="{yy:.1f}" x2="{x + w}" y2="{yy:.1f}" stroke="#eee"/>')
+        label = f"{val:,.0f}" if top >= 10 else f"{val:.1f}"
+        tx = x + w + 4 if right else x - 4
+        anchor = "start" if right else "end"
+        out.append(f'<text x="{tx}" y="{yy + 4:.1f}" text-anchor="{anchor}" fill="#555">{label}</text>')
+    return out
+
+
+def bars(x, y, w, h, title, groups, series):
+    top = nice_max(max([v for _, _, vals in series for v in vals] + [0]))
+    out = [f'<text x="{x}" y="{y - 10}" font-weight="bold">{html.escape(title)}</text>']
+    out += axis(x, y, w, h, top)
+    gw = w / len(groups)
+    bw = (gw * 0.8) / max(1, len(series))
+    for gi, g in enumerate(groups):
+        gx = x + gi * gw + gw * 0.1
+        for si, (_, color, vals) in enumerate(series):
+            v = vals[gi]
+            bh = h * v / top
+            bx = gx + si * bw
+            out.append(
+                f'<rect x="{bx:.1f}" y="{y + h - bh:.1f}" width="{bw - 2:.1f}" height="{bh:.1f}" fill="{color}"/>'
+            )
+            out.append(
+                f'<text x="{bx + bw / 2 - 1:.1f}" y="{y + h - bh - 3:.1f}" text-anchor="middle" font-size="10">{v:,.0f}</text>'
+            )
+        out.append(
+            f'<text x="{x + gi * gw + gw / 2:.1f}" y="{y + h + 16}" text-anchor="middle">{html.escape(g)}</text>'
+        )
+    for si, (name, color, _) in enumerate(series):
+        ly = y + h + 34
+        lx = x + si * 150
+        out.append(f'<rect x="{lx}" y="{ly - 9}" width="10" height="10" fill="{color}"/>')
+        out.append(f'<text x="{lx + 14}" y="{ly}">{html.escape(name)}</text>')
+    return out
+
+
+def lines(x, y, w, h, title, labels, left, right):
+    out = [f'<text x="{x}" y="{y - 10}" font-weight="bold">{html.escape(title)}</text>']
+    ltop, rtop = nice_max(max(left + [0])), nice_max(max(right + [0]))
+    out += axis(x, y, w, h, ltop)
+    out += axis(x, y, w, h, rtop, right=True)[1::2]  # labels only on the right
+    n = len(labels)
+
+    def px(i):
+        return x + (w * (i + 0.5) / n if n else 0)
+
+    for vals, top, color in ((left, ltop, "#54A24B"), (right, rtop, "#4C78A8")):
+        pts = [(px(i), y + h - h * v / top) for i, v in enumerate(vals)]
+        if len(pts) > 1:
+            points = " ".join(f"{a:.1f},{b:.1f}" for a, b in pts)
+            out.append(f'<polyline fill="none" stroke-width="2" stroke="{color}" points="{points}"/>')
+        for a, b in pts:
+            out.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3.5" fill="{color}"/>')
+    for i, (name, color) in enumerate(
+        (("messages/s stored (throughput phase)", "#54A24B"), ("producer p95 ms", "#4C78A8"))
+    ):
+        lx = x + i * 300
+        out.append(f'<rect x="{lx}" y="{y + h + 25}" width="10" height="10" fill="{color}"/>')
+        out.append(f'<text x="{lx + 14}" y="{y + h + 34}">{html.escape(name)}</text>')
+    step = max(1, n // 10)
+    for i in range(0, n, step):
+        out.append(
+            f'<text x="{px(i):.1f}" y="{y + h + 16}" text-anchor="middle" font-size="10">{html.escape(labels[i])}</text>'
+        )
+    return out
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("snapshot")
+    d = sub.add_parser("drain")
+    d.add_argument("--timeout", type=float, default=120)
+    rp = sub.add_parser("report")
+    rp.add_argument("--run-id", required=True)
+    rp.add_argument("--stamp", required=True)
+    rp.add_argument("--throughput")
+    rp.add_argument("--e2e")
+    rp.add_argument("--before", help="snapshot JSON taken before the run")
+    rp.add_argument("--not-drained", action="store_true")
+    rp.add_argument("--smoke", action="store_true")
+    rp.add_argument("--audit", type=int, default=200, help="most stored bodies read back per phase")
+    rp.add_argument("--max-items", type=int, default=500_000)
+    rp.add_argument("--out-dir", default=str(HERE / "results"))
+    args = ap.parse_args()
+
+    if args.cmd == "snapshot":
+        sqs, _, _ = clients()
+        print(json.dumps(snapshot(sqs)))
+        return 0
+    if args.cmd == "drain":
+        sqs, _, _ = clients()
+        return 0 if drain(sqs, args.timeout) else 1
+
+    r = build(args)
+    rows = table(r)
+    issues, notes = problems(r)
+    out_dir = Path(args.out_dir)
+    base = out_dir / f"load-{args.stamp}"
+    base.with_suffix(".json").write_text(json.dumps(r, indent=2))
+    history = []
+    for path in sorted(glob.glob(str(out_dir / "load-*.json"))):
+        try:
+            h = json.loads(Path(path).read_text())
+            if h.get("smoke") == r["smoke"]:
+                history.append(h)
+        except (OSError, ValueError):
+            pass
+    base.with_suffix(".svg").write_text(svg(r, history))
+    settings_note = (
+        "Stored = DynamoDB items whose storedAt falls in the phase's window (load.sh "
+        "waits for the queue to drain between phases). Up to --audit (200) of their S3 "
+        "bodies per phase are read back and checked for this RUN_ID: when that is all of "
+        'them, only this run\'s are counted ("every body checked"). DLQ = change in the '
+        "DLQ's approximate message count. End-to-end latency = the record's storedAt "
+        'minus the body\'s sentAt; "as seen by polling" adds the wait for the next GET.'
+    )
+    md = (
+        [
+            f"# k6 load run {r['runId']}",
+            "",
+            f"- when: {args.stamp} (UTC){' — smoke run' if r['smoke'] else ''}",
+            f"- commit: {r['commit']}, CPUs: {r['cpus']}",
+            f"- producer: {r['producerUrl']}",
+            f"- k6 summaries: `throughput-{r['runId']}.json`, `e2e-{r['runId']}.json`",
+            "",
+            md_table(rows),
+            "",
+            settings_note,
+            "",
+            f"![chart]({base.name}.svg)",
+            "",
+            "## Problems" if issues else "No problems found.",
+        ]
+        + [f"- {i}" for i in issues]
+        + (["", "## Notes"] + [f"- {n}" for n in notes] if notes else [])
+    )
+    base.with_suffix(".md").write_text("\n".join(md) + "\n")
+
+    print()
+    print(text_table(rows))
+    print()
+    for i in issues:
+        print(f"  ! {i}")
+    for n in notes:
+        print(f"  note: {n}")
+    print(f"  report: {base.with_suffix('.md')}")
+    print(f"  chart:  {base.with_suffix('.svg')}")
+    return 1 if issues else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

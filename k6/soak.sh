@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# `make soak`: the pipeline at a steady rate with poison messages and failing
+# backend calls, then the audit of every acknowledged message.
+#
+#   k6/soak.sh            3 minutes: 5 req/s x 10 messages, 1% poison requests,
+#                         1% of S3, DynamoDB and SQS calls failing
+#   k6/soak.sh --smoke    (CI) 20 s at 2 req/s x 5 messages
+#   DURATION=2h k6/soak.sh  the original experiment's length
+#
+# Env: DURATION, RATE, BATCH, POISON_RATE [0.01], FAULT_RATE [0.01] (share of
+# each faulted operation's calls), STACK_NAME [soak-<stamp>], AUDIT_WAIT [180].
+# It deploys its own stack (with a reject marker and a short visibility
+# timeout, so poison reaches the DLQ in seconds), routes both functions
+# through the fault proxy (tests/src/bin/fault-proxy.rs), runs k6/soak.js with
+# a ledger of acknowledged message ids, then `audit`. Exit status: the
+# audit's (0 nothing lost or duplicated, 1 loss or duplication, 2 still
+# pending), or 1 if k6 itself failed to run.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+stamp="$(date -u +%Y%m%d-%H%M%S)"
+export STACK_NAME="${STACK_NAME:-soak-$stamp}"
+source "$HERE/../infra/local/lib.sh"
+
+SMOKE=0
+for arg in "$@"; do
+  case "$arg" in
+    --smoke) SMOKE=1 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument $arg (try --help)" ;;
+  esac
+done
+if [[ "$SMOKE" == 1 ]]; then
+  : "${DURATION:=20s}" "${RATE:=2}" "${BATCH:=5}" "${POISON_RATE:=0.05}" "${FAULT_RATE:=0.05}"
+else
+  : "${DURATION:=3m}" "${RATE:=5}" "${BATCH:=10}" "${POISON_RATE:=0.01}" "${FAULT_RATE:=0.01}"
+fi
+: "${AUDIT_WAIT:=180}"
+RUN_ID="soak-$stamp"
+RESULTS="$HERE/results"
+LEDGER="$RESULTS/$RUN_ID-ledger.jsonl"
+mkdir -p "$RESULTS" "$LOCAL_DIR"
+
+bash "$REPO/infra/local/venv.sh"
+emulator_healthy || bash "$REPO/infra/local/emulator.sh" start
+[[ -f "$LOCAL_DIR/dist/consumer.zip" && -f "$LOCAL_DIR/dist/producer.zip" ]] || bash "$REPO/infra/local/build.sh"
+
+marker="poison-pill-$stamp"
+log "deploying stack $STACK_NAME (reject marker $marker)"
+PARAMETER_OVERRIDES="RejectMarker=$marker QueueVisibilityTimeout=3 ConsumerTimeout=10" \
+  bash "$REPO/infra/local/deploy.sh" >/dev/null
+set -a
+# shellcheck disable=SC1090
+. "$OUTPUTS_FILE"
+set +a
+
+log "starting the fault proxy (each faulted operation fails ${FAULT_RATE} of its calls)"
+(cd "$REPO" && cargo build -q -p tests --bin fault-proxy)
+target_dir="$(cd "$REPO" && cargo metadata --format-version 1 --no-deps | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+proxy_log="$LOCAL_DIR/fault-proxy-$STACK_NAME.log"
+"$target_dir/debug/fault-proxy" --upstream "$ENDPOINT" --seconds 7200 \
+  --fault "s3-put:slowdown:$FAULT_RATE" \
+  --fault "dynamodb-batch-write:throttling:$FAULT_RATE" \
+  --fault "dynamodb-batch-write:unprocessed:$FAULT_RATE" \
+  --fault "sqs-send-batch:sqs-partial:$FAULT_RATE" >"$proxy_log" 2>&1 &
+proxy_pid=$!
+trap 'kill "$proxy_pid" 2>/dev/null || true' EXIT
+proxy_url=""
+for _ in $(seq 100); do
+  proxy_url="$(sed -n 's/^fault-proxy listening on \(http[^ ]*\).*/\1/p' "$proxy_log")"
+  [[ -n "$proxy_url" ]] && break
+  kill -0 "$proxy_pid" 2>/dev/null || { cat "$proxy_log" >&2; die "fault proxy exited"; }
+  sleep 0.1
+done
+[[ -n "$proxy_url" ]] || die "fault proxy did not start (see $proxy_log)"
+
+# Both functions send their AWS calls through the proxy (the SDK's
+# service-specific endpoint variables win over AWS_ENDPOINT_URL).
+route() {
+  local fn="$1"
+  shift
+  awsl lambda get-function-configuration --function-name "$fn" --query 'Environment.Variables' --output json |
+    "$VENV/bin/python" -c 'import json,sys; v=json.load(sys.stdin) or {}; v.update(dict(a.split("=",1) for a in sys.argv[1:])); print(json.dumps({"Variables": v}))' "$@" \
+      >"$LOCAL_DIR/env-$fn.json"
+  awsl lambda update-function-configuration --function-name "$fn" \
+    --environment "file://$LOCAL_DIR/env-$fn.json" >/dev/null
+}
+route "$CONSUMER_FUNCTION_NAME" "AWS_ENDPOINT_URL_S3=$proxy_url" "AWS_ENDPOINT_URL_DYNAMODB=$proxy_url"
+route "$PRODUCER_FUNCTION_NAME" "AWS_ENDPOINT_URL_SQS=$proxy_url"
+
+log "k6 soak: $DURATION at $RATE req/s x $BATCH messages, poison share $POISON_RATE (ledger ${LEDGER#"$REPO"/})"
+k6_status=0
+RUN_ID="$RUN_ID" DURATION="$DURATION" RATE="$RATE" BATCH="$BATCH" POISON_RATE="$POISON_RATE" \
+  REJECT_MARKER="$marker" LEDGER=1 SAMPLE_RATE=0 PRODUCER_URL="$PRODUCER_URL" \
+  "$VENV/bin/k6" run --quiet --log-format=raw --console-output="$LEDGER" "$HERE/soak.js" || k6_status=$?
+tail -n 1 "$proxy_log" || true
+[[ -s "$LEDGER" ]] || die "k6 acknowledged no message (exit $k6_status); nothing to audit"
+
+log "audit of $(grep -c messageId "$LEDGER") acknowledged messages"
+audit_status=0
+(cd "$REPO" && cargo run -q -p tests --bin audit -- --ledger "$LEDGER" --outputs "$OUTPUTS_FILE" --wait "$AUDIT_WAIT") || audit_status=$?
+if [[ "$audit_status" == 0 && "$k6_status" != 0 ]]; then
+  warn "k6 ended with status $k6_status (a threshold; see above), but nothing was lost or duplicated"
+fi
+exit "$audit_status"
