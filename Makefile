@@ -33,7 +33,7 @@ fmt: ## Format the code
 lint: ## Clippy with warnings as errors
 	cargo clippy --workspace --all-targets -- -D warnings
 
-# ---- AWS (see infra/DEPLOY.md) ---------------------------------------------
+# ---- AWS (see README.md, "Deploy to AWS") ---------------------------------------------
 
 check-infra: ## cfn-lint, sam validate, checkov, least-privilege IAM test, cargo deny (offline)
 	infra/check.sh

@@ -509,7 +509,11 @@ mod tests {
         let drawn: Vec<Option<Fault>> = (0..100).map(|_| draw(&shared, Op::S3PutObject)).collect();
         let count = |f: Fault| drawn.iter().filter(|d| **d == Some(f.clone())).count();
         assert_eq!(count(Fault::S3SlowDown), 25);
-        assert_eq!(count(Fault::Reset), 18, "a quarter of the 75 left, rounded down");
+        assert_eq!(
+            count(Fault::Reset),
+            18,
+            "a quarter of the 75 left, rounded down"
+        );
         assert!(draw(&shared, Op::DynamoBatchWriteItem).is_none());
     }
 
