@@ -31,7 +31,10 @@ start() {
     die "emulator pid $pid is alive but $ENDPOINT is not healthy; see $LOG_FILE or run: $0 stop"
   fi
   if emulator_healthy; then
-    die "something else already answers on $ENDPOINT (not started by this script); stop it or set MINISTACK_PORT"
+    # A ministack answers there (its health route is its own) that another
+    # checkout or shell started: use it, and leave stopping it to its owner.
+    log "reusing the emulator already running at $ENDPOINT (started elsewhere; stop it there)"
+    return 0
   fi
 
   log "starting ministack on $ENDPOINT (log: ${LOG_FILE#"$REPO"/})"
