@@ -54,8 +54,8 @@ bench: ## Rust vs Python consumers on the Lambda Runtime API; writes bench/resul
 	cargo build --release -p consumer
 	bench/bench.sh --require-rust
 
-fuzz: ## Run every cargo-fuzz target (FUZZ_SECONDS each, default 60)
-	fuzz/run.sh $(or $(FUZZ_SECONDS),60)
+fuzz: ## Run every cargo-fuzz target (FUZZ_SECONDS each, default 30)
+	fuzz/run.sh $(or $(FUZZ_SECONDS),30)
 
 audit: ## Reconcile a run with the stack: make audit LEDGER=k6/results/<run>-ledger.jsonl
 	cargo run -q -p tests --bin audit -- --ledger "$(LEDGER)"

@@ -1,47 +1,53 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target for a while: `make fuzz` (default 60 s each),
-# CI with a few seconds each. Exits non-zero on a crash and names the input.
+# Runs every cargo-fuzz target for a while: `make fuzz` (60 s each), CI a
+# few seconds each. Exits non-zero on a crash and names the input.
 #   fuzz/run.sh [SECONDS] [TARGET...]
-# The committed seeds live in fuzz/corpus/<target>/seed-*; what the fuzzer
-# adds beside them stays local (gitignored).
+# The committed seeds are fuzz/corpus/<target>/seed-*; what the fuzzer adds
+# beside them stays local (gitignored).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-seconds="${1:-60}"
+seconds="${1:-30}"
 shift || true
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=(producer_parse consumer_event consumer_body)
 
-if ! cargo fuzz --version >/dev/null 2>&1; then
-  echo "==> installing cargo-fuzz (once)" >&2
-  cargo install --locked cargo-fuzz@0.13.1
+cargo_fuzz_version=0.13.1
+if [[ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]]; then
+  echo "==> installing cargo-fuzz $cargo_fuzz_version" >&2
+  cargo install --locked "cargo-fuzz@$cargo_fuzz_version"
 fi
 
-# cargo fuzz passes a few -Z flags; only the stable toolchain is assumed.
-# No sanitizer: every crate here forbids unsafe code, and the targets check
-# behaviour (panics, broken invariants), which needs none; -O for speed.
-export RUSTC_BOOTSTRAP=1
-flags=(--sanitizer none -O)
+# No sanitizer: every crate here forbids unsafe code, so ASan has nothing to
+# find; the targets look for panics and broken invariants. Without it the
+# stable toolchain needs no -Z flag (no RUSTC_BOOTSTRAP) and builds are cheaper.
+# cargo fuzz's default release build keeps debug assertions and overflow
+# checks (its -O would drop them), so arithmetic overflow is a crash too.
+flags=(--sanitizer none)
 
+started=$SECONDS
 echo "==> building fuzz targets" >&2
 cargo fuzz build "${flags[@]}"
+echo "==> built in $((SECONDS - started))s" >&2
 
 failed=0
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
-  echo "==> fuzzing $target for ${seconds}s" >&2
+  echo "==> fuzzing $target for ${seconds}s ($(ls "corpus/$target" | wc -l) inputs in corpus/$target)" >&2
   log="$(mktemp)"
+  # -timeout: an input taking 10 s is a hang, not a slow run.
   if cargo fuzz run "${flags[@]}" "$target" "corpus/$target" -- \
-    -max_total_time="$seconds" -max_len=65536 -print_final_stats=1 >"$log" 2>&1; then
+    -max_total_time="$seconds" -timeout=10 -max_len=65536 >"$log" 2>&1; then
     runs="$(grep -oE 'Done [0-9]+ runs' "$log" | grep -oE '[0-9]+' || echo '?')"
-    echo "fuzz $target: ok, $runs runs in ${seconds}s"
+    cov="$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || echo '?')"
+    echo "fuzz $target: ok, $runs runs in ${seconds}s, coverage $cov, $(ls "corpus/$target" | wc -l) corpus inputs"
   else
     failed=$((failed + 1))
-    grep -E "panicked|assert|SUMMARY" "$log" | head -5 >&2 || true
+    grep -E -A3 "panicked|SUMMARY" "$log" | head -12 >&2 || true
     crash="$(grep -oE 'artifacts/[^ ]+' "$log" | head -1 || true)"
-    echo "fuzz $target: CRASH${crash:+ (input: fuzz/$crash; replay: cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run ${flags[*]} $target $crash)}"
+    echo "fuzz $target: CRASH${crash:+ input fuzz/$crash; replay: cd fuzz && cargo fuzz run ${flags[*]} $target $crash}"
   fi
   rm -f "$log"
 done
-echo "fuzz: $(( ${#targets[@]} - failed )) passed, $failed failed"
+echo "fuzz: $((${#targets[@]} - failed)) passed, $failed failed"
 [[ "$failed" == 0 ]]

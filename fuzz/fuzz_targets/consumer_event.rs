@@ -12,6 +12,8 @@ use libfuzzer_sys::fuzz_target;
 use pipeline_core::StoredRecord;
 
 /// Fails puts of objects whose message id ends in '7'; keeps the rest.
+/// Its assertions count although `handle` catches panics: libfuzzer-sys
+/// aborts on any panic before unwinding.
 #[derive(Default)]
 struct Objects(Mutex<HashMap<String, Vec<u8>>>);
 
@@ -105,6 +107,11 @@ fuzz_target!(|data: &[u8]| {
         "each failure reported once"
     );
     let items = state.records.0.lock().expect("lock");
+    let objects = state.objects.0.lock().expect("lock");
+    assert!(
+        items.values().all(|r| objects.contains_key(&r.s3_key)),
+        "an item is written only after its object"
+    );
     let stored: HashSet<&str> = items.values().map(|r| r.message_id.as_str()).collect();
     for id in &ids {
         assert!(!id.is_empty());
@@ -117,4 +124,32 @@ fuzz_target!(|data: &[u8]| {
         failed.iter().all(|id| ids.contains(id)),
         "only ids of the batch are reported"
     );
+    // FIFO: within a group, nothing after a failed message is stored.
+    if event.records.iter().any(|r| {
+        r.attributes.contains_key("MessageGroupId")
+            || r.event_source_arn
+                .as_deref()
+                .is_some_and(|arn| arn.ends_with(".fifo"))
+    }) {
+        // Duplicates of a message id are handled with its first record.
+        let (mut blocked, mut seen) = (HashSet::new(), HashSet::new());
+        for r in &event.records {
+            let group = r
+                .attributes
+                .get("MessageGroupId")
+                .map_or("", String::as_str);
+            let id = r.message_id.as_deref().unwrap_or_default();
+            if !seen.insert(id) {
+                continue;
+            }
+            if blocked.contains(group) {
+                assert!(
+                    !stored.contains(id),
+                    "{id:?} stored after a failure in its group"
+                );
+            } else if failed.contains(id) {
+                blocked.insert(group);
+            }
+        }
+    }
 });

@@ -65,15 +65,7 @@ impl<'a> Body<'a> {
     /// Keeps a body as JSON when it parses as JSON, as a string otherwise.
     pub fn from_raw(raw: &'a str) -> Self {
         match serde_json::from_str::<&serde_json::value::RawValue>(raw) {
-            // Skipping over JSON does not check `\u` escapes; a lone surrogate
-            // such as "\ud800" would make the stored object unreadable to
-            // strict parsers, so bodies with escapes get a full parse.
-            Ok(value)
-                if !raw.contains("\\u")
-                    || serde_json::from_str::<serde_json::Value>(raw).is_ok() =>
-            {
-                Body::Json(value)
-            }
+            Ok(value) if strictly_readable(raw) => Body::Json(value),
             _ => Body::Text(raw),
         }
     }
@@ -82,6 +74,52 @@ impl<'a> Body<'a> {
     pub fn is_json(&self) -> bool {
         matches!(self, Body::Json(_))
     }
+}
+
+/// Deepest nesting of a body kept as JSON: serde_json reads at most 127
+/// levels, and the stored object adds one.
+pub const MAX_BODY_DEPTH: usize = 126;
+
+/// Whether `raw` (already valid JSON) embedded in the stored object can be
+/// read back by strict parsers such as serde_json's. Skipping over JSON does
+/// not check nesting depth, `\u` escapes (a lone surrogate such as
+/// "\ud800") or number ranges (`1e400`), so bodies nested too deep are
+/// rejected here, and bodies with escapes, exponents or long numbers get a
+/// full parse.
+fn strictly_readable(raw: &str) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let (mut number_len, mut suspect) = (0usize, false);
+    for byte in raw.bytes() {
+        if in_string {
+            match byte {
+                b'u' if escaped => (escaped, suspect) = (false, true),
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'0'..=b'9' | b'-' | b'+' | b'.' => number_len += 1,
+            b'e' | b'E' if number_len > 0 => suspect = true,
+            _ => number_len = 0,
+        }
+        // f64 holds every integer of up to 308 digits; 300 leaves a margin.
+        suspect |= number_len > 300;
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_BODY_DEPTH {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    !suspect || serde_json::from_str::<serde_json::Value>(raw).is_ok()
 }
 
 /// The S3 object written for each message.
@@ -257,6 +295,38 @@ mod tests {
             object(r#"{"pair":"\ud83d\ude00"}"#),
             serde_json::json!({"pair": "\u{1F600}"})
         );
+    }
+
+    #[test]
+    fn stored_objects_stay_readable_by_serde_json() {
+        // serde_json reads at most 127 levels and only finite numbers; bodies
+        // beyond that are kept as text so the stored object stays readable.
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let big_integer = format!(r#"{{"n":{}}}"#, "9".repeat(400));
+        let cases = [
+            (deep(MAX_BODY_DEPTH), true),
+            (deep(MAX_BODY_DEPTH + 1), false),
+            (deep(127), false),
+            (r#"{"n":1e400}"#.to_owned(), false),
+            (r#"{"n":-1E+999}"#.to_owned(), false),
+            (big_integer, false),
+            (r#"{"n":1e300,"t":true,"f":false}"#.to_owned(), true),
+            (format!(r#"{{"s":"{}"}}"#, "[".repeat(300)), true),
+        ];
+        for (raw, embedded) in cases {
+            let object = StoredObject {
+                id: record_id("m"),
+                message_id: "m",
+                received_at: "t",
+                body: Body::from_raw(&raw),
+            };
+            assert_eq!(object.body.is_json(), embedded, "{raw:.40}");
+            let stored: serde_json::Value =
+                serde_json::from_slice(&object.to_json()).expect("readable");
+            if !embedded {
+                assert_eq!(stored["body"].as_str(), Some(raw.as_str()));
+            }
+        }
     }
 
     #[test]

@@ -306,9 +306,10 @@ pub fn parse_messages(bytes: &[u8], max_messages: usize) -> Result<Vec<String>, 
     Ok(messages.into_iter().map(str::to_owned).collect())
 }
 
-/// Deepest nesting of arrays and objects accepted, as serde_json's own
-/// recursion limit; skipping over raw JSON does not enforce it.
-pub const MAX_JSON_DEPTH: usize = 128;
+/// Deepest nesting of arrays and objects accepted: what the consumer can
+/// embed in a stored object that serde_json still reads back (skipping over
+/// raw JSON does not enforce any limit, so we do).
+pub const MAX_JSON_DEPTH: usize = pipeline_core::MAX_BODY_DEPTH;
 
 /// Byte offset where `json` (already valid) nests deeper than `limit`.
 fn too_deep(json: &str, limit: usize) -> Option<usize> {
