@@ -117,6 +117,18 @@ if ! "$PY" "$HERE/report.py" report "${report_args[@]}"; then
 fi
 rm -f "$before"
 
+# After the count, so its writes are not counted as the run's.
+log "the emulator's own ceiling for the same calls (PutObject + BatchWriteItem straight from one process)"
+ceiling_out="$(cd "$REPO" && cargo run -q -p tests --bin ceiling -- --outputs "$OUTPUTS_FILE" \
+  --seconds "$([[ "$SMOKE" == 1 ]] && echo 2 || echo 10)")" || warn "could not measure the emulator's ceiling"
+ceiling="$(sed -n 's/^ceiling_messages_per_second=//p' <<<"$ceiling_out")"
+if [[ -n "$ceiling" ]]; then
+  line="Emulator ceiling for the same S3 and DynamoDB calls made directly (64 in flight, no Lambda, no queue): ${ceiling} messages/s; compare with \"messages/s stored end to end\" above, which is the offered rate as long as the pipeline keeps up."
+  echo "$line"
+  report_md="$RESULTS/load-$stamp.md"
+  [[ -f "$report_md" ]] && printf '\n%s\n' "$line" >>"$report_md"
+fi
+
 if [[ "$failed" == 1 ]]; then
   warn "load run $RUN_ID: problems found (see above)"
   exit 1
