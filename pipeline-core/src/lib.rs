@@ -84,15 +84,32 @@ pub const MAX_BODY_DEPTH: usize = 126;
 /// read back by strict parsers such as serde_json's. Skipping over JSON does
 /// not check nesting depth, `\u` escapes (a lone surrogate such as
 /// "\ud800") or number ranges (`1e400`), so bodies nested too deep are
-/// rejected here, and bodies with escapes, exponents or long numbers get a
-/// full parse.
+/// rejected here, and bodies that may hold an escape, an exponent or a long
+/// number get a full parse (a false alarm, e.g. "3e" inside a string, only
+/// costs that parse).
 fn strictly_readable(raw: &str) -> bool {
+    if nests_deeper_than(raw, MAX_BODY_DEPTH).is_some() {
+        return false;
+    }
+    let bytes = raw.as_bytes();
+    let exponent = bytes
+        .windows(2)
+        .any(|w| w[0].is_ascii_digit() && matches!(w[1], b'e' | b'E'));
+    // f64 holds every integer of up to 308 digits; 300 leaves a margin.
+    let long_number = bytes
+        .split(|b| !b.is_ascii_digit())
+        .any(|run| run.len() > 300);
+    let suspect = exponent || long_number || raw.contains("\\u");
+    !suspect || serde_json::from_str::<serde_json::Value>(raw).is_ok()
+}
+
+/// Byte offset where `json` (already valid JSON) nests arrays and objects
+/// deeper than `limit`; brackets inside strings do not count.
+pub fn nests_deeper_than(json: &str, limit: usize) -> Option<usize> {
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    let (mut number_len, mut suspect) = (0usize, false);
-    for byte in raw.bytes() {
+    for (at, byte) in json.bytes().enumerate() {
         if in_string {
             match byte {
-                b'u' if escaped => (escaped, suspect) = (false, true),
                 _ if escaped => escaped = false,
                 b'\\' => escaped = true,
                 b'"' => in_string = false,
@@ -101,25 +118,18 @@ fn strictly_readable(raw: &str) -> bool {
             continue;
         }
         match byte {
-            b'0'..=b'9' | b'-' | b'+' | b'.' => number_len += 1,
-            b'e' | b'E' if number_len > 0 => suspect = true,
-            _ => number_len = 0,
-        }
-        // f64 holds every integer of up to 308 digits; 300 leaves a margin.
-        suspect |= number_len > 300;
-        match byte {
             b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
-                if depth > MAX_BODY_DEPTH {
-                    return false;
+                if depth > limit {
+                    return Some(at);
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
-    !suspect || serde_json::from_str::<serde_json::Value>(raw).is_ok()
+    None
 }
 
 /// The S3 object written for each message.

@@ -231,7 +231,7 @@ pub fn parse_messages(bytes: &[u8], max_messages: usize) -> Result<Vec<String>, 
         ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}"))
     };
     let raw: &RawValue = serde_json::from_str(text).map_err(malformed)?;
-    if let Some(at) = too_deep(raw.get(), MAX_JSON_DEPTH) {
+    if let Some(at) = pipeline_core::nests_deeper_than(raw.get(), MAX_JSON_DEPTH) {
         return Err(ApiError::bad_request(
             "malformed_json",
             format!("JSON nests deeper than {MAX_JSON_DEPTH} levels (at byte {at})"),
@@ -310,34 +310,6 @@ pub fn parse_messages(bytes: &[u8], max_messages: usize) -> Result<Vec<String>, 
 /// embed in a stored object that serde_json still reads back (skipping over
 /// raw JSON does not enforce any limit, so we do).
 pub const MAX_JSON_DEPTH: usize = pipeline_core::MAX_BODY_DEPTH;
-
-/// Byte offset where `json` (already valid) nests deeper than `limit`.
-fn too_deep(json: &str, limit: usize) -> Option<usize> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for (at, byte) in json.bytes().enumerate() {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limit {
-                    return Some(at);
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    None
-}
 
 fn kind(raw: &str) -> &'static str {
     match raw.as_bytes().first() {

@@ -272,52 +272,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, s
         .and_then(|v| v.to_str().ok());
     let op = classify(&parts.method, parts.uri.path(), target);
     let fault = draw(&shared, op);
-    let ddb = "com.amazonaws.dynamodb.v20120810#";
-    let injected = "injected by the fault proxy";
+    if let Some(error) = fault.as_ref().and_then(canned_error) {
+        return Ok(error);
+    }
     let body = match fault {
-        None => body,
-        Some(Fault::S3SlowDown) => {
-            return Ok(s3_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "SlowDown",
-                "Please reduce your request rate.",
-            ))
-        }
-        Some(Fault::S3InternalError) => {
-            return Ok(s3_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
-                injected,
-            ))
-        }
-        Some(Fault::DynamoThroughputExceeded) => {
-            return Ok(json_error(
-                StatusCode::BAD_REQUEST,
-                &format!("{ddb}ProvisionedThroughputExceededException"),
-                injected,
-            ))
-        }
-        Some(Fault::DynamoThrottling) => {
-            return Ok(json_error(
-                StatusCode::BAD_REQUEST,
-                &format!("{ddb}ThrottlingException"),
-                injected,
-            ))
-        }
-        Some(Fault::DynamoInternalError) => {
-            return Ok(json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("{ddb}InternalServerError"),
-                injected,
-            ))
-        }
-        Some(Fault::SqsInternalError) => {
-            return Ok(json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "com.amazonaws.sqs#InternalError",
-                injected,
-            ))
-        }
         Some(Fault::Reset) => {
             return Err(std::io::Error::other("connection reset by the fault proxy"))
         }
@@ -329,8 +287,47 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, s
         Some(Fault::SqsPartialFailed(share)) => {
             return partial_failed(&shared, &parts, body, share).await
         }
+        // Answered by canned_error above.
+        Some(_) | None => body,
     };
     forward(&shared, &parts, body).await
+}
+
+/// The error answer of a fault that is just an error, as each service sends it.
+fn canned_error(fault: &Fault) -> Option<Answer> {
+    let ddb = |kind: &str| format!("com.amazonaws.dynamodb.v20120810#{kind}");
+    let injected = "injected by the fault proxy";
+    let (status, kind) = match fault {
+        Fault::S3SlowDown => {
+            return Some(s3_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SlowDown",
+                "Please reduce your request rate.",
+            ))
+        }
+        Fault::S3InternalError => {
+            return Some(s3_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                injected,
+            ))
+        }
+        Fault::DynamoThroughputExceeded => (
+            StatusCode::BAD_REQUEST,
+            ddb("ProvisionedThroughputExceededException"),
+        ),
+        Fault::DynamoThrottling => (StatusCode::BAD_REQUEST, ddb("ThrottlingException")),
+        Fault::DynamoInternalError => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ddb("InternalServerError"),
+        ),
+        Fault::SqsInternalError => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "com.amazonaws.sqs#InternalError".to_owned(),
+        ),
+        _ => return None,
+    };
+    Some(json_error(status, &kind, injected))
 }
 
 async fn forward(
