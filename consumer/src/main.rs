@@ -3,6 +3,9 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 // One invocation at a time on at most a few vCPUs: a single-threaded
 // runtime measured 25% less CPU per message than the multi-threaded one.
 #[tokio::main(flavor = "current_thread")]
