@@ -96,26 +96,10 @@ type Outcome = Result<StoredRecord, Failure>;
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 enum Step {
-    /// A lane (one message, or one FIFO group) finished its S3 writes.
-    Lane(Vec<(usize, Outcome)>),
+    /// A message's object was written (or not).
+    Object(usize, Outcome),
     /// A BatchWriteItem chunk finished.
     Chunk(Vec<(usize, Result<(), Failure>)>),
-}
-
-impl Step {
-    fn into_lane(self) -> Vec<(usize, Outcome)> {
-        match self {
-            Step::Lane(results) => results,
-            Step::Chunk(_) => Vec::new(),
-        }
-    }
-
-    fn into_chunk(self) -> Vec<(usize, Result<(), Failure>)> {
-        match self {
-            Step::Chunk(results) => results,
-            Step::Lane(_) => Vec::new(),
-        }
-    }
 }
 
 /// Handles one Lambda invocation: the deadline comes from the Lambda context
@@ -157,46 +141,44 @@ pub async fn handle<O: ObjectStore, R: RecordStore>(
         .unwrap_or_else(Instant::now);
 
     let (messages, duplicates) = prepare(&event.records)?;
-    let lanes = lanes(&event.records, &messages, &duplicates);
+    let distinct = (0..messages.len()).filter(|&i| duplicates[i].is_none());
     let outcomes = if is_fifo(&event.records) {
-        run_fifo(state, &messages, lanes, soft, hard).await
+        let groups = groups(&event.records, distinct);
+        run_fifo(state, &messages, groups, soft, hard).await
     } else {
-        run_standard(state, &messages, lanes, soft, hard).await
+        run_standard(state, &messages, distinct.collect(), soft, hard).await
     };
     Ok(report(&messages, &duplicates, outcomes))
 }
 
-/// Standard queue: every message is its own lane; items join chunks of 25 as
+/// Standard queue: the messages run concurrently; items join chunks of 25 as
 /// their objects land, so DynamoDB writes overlap the remaining S3 puts.
 async fn run_standard<O: ObjectStore, R: RecordStore>(
     state: &State<O, R>,
     messages: &[Message<'_>],
-    lanes: Vec<Vec<usize>>,
+    indices: Vec<usize>,
     soft: Instant,
     hard: Instant,
 ) -> Vec<Result<(), Failure>> {
-    let config = &state.config;
     let mut outcomes: Vec<Option<Result<(), Failure>>> = vec![None; messages.len()];
-    let mut records: Vec<Option<StoredRecord>> = vec![None; messages.len()];
-    let mut pending_lanes = lanes.into_iter();
+    let mut pending = indices.into_iter();
     let mut in_flight: FuturesUnordered<BoxFuture<'_, Step>> = FuturesUnordered::new();
-    let mut lanes_in_flight = 0usize;
-    let mut chunk: Vec<usize> = Vec::with_capacity(DYNAMODB_BATCH_LIMIT);
+    let mut objects_in_flight = 0usize;
+    let mut chunk: Vec<(usize, StoredRecord)> = Vec::with_capacity(DYNAMODB_BATCH_LIMIT);
 
     loop {
-        while lanes_in_flight < config.max_concurrency {
-            let Some(lane) = pending_lanes.next() else {
-                break;
-            };
-            lanes_in_flight += 1;
-            in_flight.push(Box::pin(run_lane(state, messages, lane, soft)));
+        while objects_in_flight < state.config.max_concurrency {
+            let Some(index) = pending.next() else { break };
+            objects_in_flight += 1;
+            in_flight.push(Box::pin(
+                store_message(state, messages, index, soft).map(|(i, o)| Step::Object(i, o)),
+            ));
         }
-        if lanes_in_flight == 0 && !chunk.is_empty() {
-            in_flight.push(Box::pin(write_chunk(
-                state,
-                take_chunk(&mut chunk, &mut records),
-                soft,
-            )));
+        // Write a full chunk, or what is left once every object is done.
+        if chunk.len() == DYNAMODB_BATCH_LIMIT || (objects_in_flight == 0 && !chunk.is_empty()) {
+            in_flight.push(Box::pin(
+                write_chunk(state, std::mem::take(&mut chunk), soft).map(Step::Chunk),
+            ));
         }
         let step =
             match tokio::time::timeout_at(tokio::time::Instant::from_std(hard), in_flight.next())
@@ -213,30 +195,11 @@ async fn run_standard<O: ObjectStore, R: RecordStore>(
                 }
             };
         match step {
-            Step::Lane(results) => {
-                lanes_in_flight -= 1;
-                for (index, outcome) in results {
-                    match outcome {
-                        Ok(record) => {
-                            if chunk.len() == DYNAMODB_BATCH_LIMIT {
-                                in_flight.push(Box::pin(write_chunk(
-                                    state,
-                                    take_chunk(&mut chunk, &mut records),
-                                    soft,
-                                )));
-                            }
-                            records[index] = Some(record);
-                            chunk.push(index);
-                        }
-                        Err(failure) => outcomes[index] = Some(Err(failure)),
-                    }
-                }
-                if chunk.len() == DYNAMODB_BATCH_LIMIT {
-                    in_flight.push(Box::pin(write_chunk(
-                        state,
-                        take_chunk(&mut chunk, &mut records),
-                        soft,
-                    )));
+            Step::Object(index, outcome) => {
+                objects_in_flight -= 1;
+                match outcome {
+                    Ok(record) => chunk.push((index, record)),
+                    Err(failure) => outcomes[index] = Some(Err(failure)),
                 }
             }
             Step::Chunk(results) => {
@@ -275,16 +238,16 @@ async fn run_fifo<O: ObjectStore, R: RecordStore>(
             if round.is_empty() {
                 break;
             }
-            let objects: Vec<Step> = stream::iter(
+            let objects: Vec<(usize, Outcome)> = stream::iter(
                 round
                     .iter()
-                    .map(|&(_, i)| run_lane(state, messages, vec![i], soft)),
+                    .map(|&(_, i)| store_message(state, messages, i, soft)),
             )
             .buffer_unordered(limit)
             .collect()
             .await;
             let mut stored = Vec::new();
-            for (index, outcome) in objects.into_iter().flat_map(Step::into_lane) {
+            for (index, outcome) in objects {
                 match outcome {
                     Ok(record) => stored.push((index, record)),
                     Err(failure) => outcomes[index] = Some(Err(failure)),
@@ -302,7 +265,7 @@ async fn run_fifo<O: ObjectStore, R: RecordStore>(
             for (index, outcome) in futures::future::join_all(chunks)
                 .await
                 .into_iter()
-                .flat_map(Step::into_chunk)
+                .flatten()
             {
                 outcomes[index] = Some(outcome);
             }
@@ -378,20 +341,12 @@ fn is_fifo(records: &[SqsMessage]) -> bool {
     })
 }
 
-/// Splits the batch into lanes processed concurrently: one message each on
-/// a standard queue, one message group each (in order) on a FIFO queue.
-fn lanes(
-    records: &[SqsMessage],
-    messages: &[Message<'_>],
-    duplicates: &[Option<usize>],
-) -> Vec<Vec<usize>> {
-    let distinct = (0..messages.len()).filter(|&i| duplicates[i].is_none());
-    if !is_fifo(records) {
-        return distinct.map(|i| vec![i]).collect();
-    }
+/// The message groups of a FIFO batch, each in batch order, in the order
+/// their first messages appear.
+fn groups(records: &[SqsMessage], indices: impl Iterator<Item = usize>) -> Vec<Vec<usize>> {
     let mut order: Vec<&str> = Vec::new();
     let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
-    for i in distinct {
+    for i in indices {
         let group = group_of(&records[i]);
         groups
             .entry(group)
@@ -412,46 +367,30 @@ fn group_of(record: &SqsMessage) -> &str {
         .unwrap_or("")
 }
 
-/// Writes the objects of one lane, in order; in a FIFO group the first
-/// failure stops the lane.
-async fn run_lane<'a, O: ObjectStore, R: RecordStore>(
-    state: &'a State<O, R>,
-    messages: &'a [Message<'a>],
-    lane: Vec<usize>,
+/// Writes one message's object unless the deadline is near; a panic fails
+/// this message only.
+async fn store_message<O: ObjectStore, R: RecordStore>(
+    state: &State<O, R>,
+    messages: &[Message<'_>],
+    index: usize,
     soft: Instant,
-) -> Step {
-    let guarded = AssertUnwindSafe(async {
-        let mut results = Vec::with_capacity(lane.len());
-        let mut failed = false;
-        for &index in &lane {
-            let outcome = if failed {
-                Err(Failure::EarlierInGroupFailed)
-            } else if Instant::now() >= soft {
-                Err(Failure::Deadline)
-            } else {
-                let message = &messages[index];
-                let span = tracing::info_span!("message", message_id = message.message_id);
-                store_object(state, message).instrument(span).await
-            };
-            failed |= outcome.is_err();
-            results.push((index, outcome));
-        }
-        results
-    });
-    match guarded.catch_unwind().await {
-        Ok(results) => Step::Lane(results),
-        Err(_) => {
-            tracing::error!(
-                messages = lane.len(),
-                "processing panicked; reporting the lane as failed"
-            );
-            Step::Lane(
-                lane.into_iter()
-                    .map(|i| (i, Err(Failure::Panicked)))
-                    .collect(),
-            )
-        }
+) -> (usize, Outcome) {
+    if Instant::now() >= soft {
+        return (index, Err(Failure::Deadline));
     }
+    let message = &messages[index];
+    let span = tracing::info_span!("message", message_id = message.message_id);
+    let outcome = AssertUnwindSafe(store_object(state, message).instrument(span))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(
+                message_id = message.message_id,
+                "processing panicked; reporting the message as failed"
+            );
+            Err(Failure::Panicked)
+        });
+    (index, outcome)
 }
 
 /// Writes one message's object and returns the item to write next.
@@ -488,68 +427,58 @@ async fn store_object<O: ObjectStore, R: RecordStore>(
     })
 }
 
-fn take_chunk(
-    chunk: &mut Vec<usize>,
-    records: &mut [Option<StoredRecord>],
-) -> Vec<(usize, StoredRecord)> {
-    chunk
-        .drain(..)
-        .filter_map(|i| records[i].take().map(|r| (i, r)))
-        .collect()
-}
-
 /// Writes one chunk of at most 25 items with distinct ids, retrying
 /// unprocessed items with exponential backoff and full jitter.
 async fn write_chunk<O: ObjectStore, R: RecordStore>(
     state: &State<O, R>,
-    mut pending: Vec<(usize, StoredRecord)>,
+    chunk: Vec<(usize, StoredRecord)>,
     soft: Instant,
-) -> Step {
+) -> Vec<(usize, Result<(), Failure>)> {
     let config = &state.config;
-    let mut results = Vec::with_capacity(pending.len());
+    let (mut indices, mut pending): (Vec<usize>, Vec<StoredRecord>) = chunk.into_iter().unzip();
+    let mut results = Vec::with_capacity(indices.len());
     let mut attempt = 0u32;
     while !pending.is_empty() {
         attempt += 1;
-        let batch: Vec<StoredRecord> = pending.iter().map(|(_, r)| r.clone()).collect();
-        match state.records.put_batch(&batch).await {
+        let failure = match state.records.put_batch(&pending).await {
             Ok(unprocessed) => {
-                let (left, done): (Vec<_>, Vec<_>) = pending
-                    .into_iter()
-                    .partition(|(_, r)| unprocessed.contains(&r.id));
-                results.extend(done.into_iter().map(|(i, _)| (i, Ok(()))));
-                pending = left;
+                // Keep what is left; the rest is written. Moves, no copies.
+                (indices, pending) = indices
+                    .drain(..)
+                    .zip(pending.drain(..))
+                    .filter(|(i, r)| {
+                        let left = unprocessed.contains(&r.id);
+                        if !left {
+                            results.push((*i, Ok(())));
+                        }
+                        left
+                    })
+                    .unzip();
+                if pending.is_empty() {
+                    break;
+                }
+                let delay = backoff(attempt, config.backoff_base, config.backoff_cap);
+                if attempt < config.dynamodb_max_attempts && Instant::now() + delay < soft {
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                tracing::warn!(
+                    items = pending.len(),
+                    attempts = attempt,
+                    "items still unprocessed; reporting them as failed"
+                );
+                Failure::Unprocessed
             }
             Err(err) => {
                 let detail = DisplayErrorContext(&err).to_string();
                 tracing::warn!(error = %detail, items = pending.len(), "BatchWriteItem failed");
-                results.extend(
-                    pending
-                        .drain(..)
-                        .map(|(i, _)| (i, Err(Failure::RecordStore(detail.clone())))),
-                );
-                break;
+                Failure::RecordStore(detail)
             }
-        }
-        if pending.is_empty() {
-            break;
-        }
-        let delay = backoff(attempt, config.backoff_base, config.backoff_cap);
-        if attempt >= config.dynamodb_max_attempts || Instant::now() + delay >= soft {
-            tracing::warn!(
-                items = pending.len(),
-                attempts = attempt,
-                "items still unprocessed; reporting them as failed"
-            );
-            results.extend(
-                pending
-                    .drain(..)
-                    .map(|(i, _)| (i, Err(Failure::Unprocessed))),
-            );
-            break;
-        }
-        tokio::time::sleep(delay).await;
+        };
+        results.extend(indices.drain(..).map(|i| (i, Err(failure.clone()))));
+        break;
     }
-    Step::Chunk(results)
+    results
 }
 
 /// Full-jitter exponential backoff: a random delay between zero and
