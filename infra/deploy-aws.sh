@@ -21,6 +21,19 @@ case "$ARCH" in
   *) die "ARCH must be arm64 or x86_64, not $ARCH" ;;
 esac
 
+# Before the build: refuse a visibility timeout below 6 x ConsumerTimeout +
+# MaximumBatchingWindowInSeconds and the other cross-parameter rules that
+# CloudFormation cannot check itself.
+# shellcheck disable=SC2206 # word splitting is the point: "K=V K=V"
+python3 infra/check_parameters.py "Architecture=$ARCH" ${PARAMETERS:-} \
+  || die "parameters refused (PARAMETERS=\"${PARAMETERS:-}\"); see above"
+case " ${PARAMETERS:-} " in
+  *" ConsumerCompute=managed-instances "*)
+    [[ " ${PARAMETERS} " == *" ManagedInstancesSubnetIds="?* && " ${PARAMETERS} " == *" ManagedInstancesSecurityGroupIds="?* ]] \
+      || die "ConsumerCompute=managed-instances needs ManagedInstancesSubnetIds=subnet-...,subnet-... and ManagedInstancesSecurityGroupIds=sg-... in PARAMETERS"
+    ;;
+esac
+
 ensure_venv build # cargo-lambda, zig
 ensure_venv lint  # SAM CLI
 export PATH="$VENVS/build/bin:$VENVS/lint/bin:$PATH"

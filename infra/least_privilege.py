@@ -2,7 +2,7 @@
 """Least-privilege check of infra/template.yaml: run it with the infra lint
 venv's python (it needs aws-sam-cli's YAML loader and aws-sam-translator).
 
-    .venv-infra/lint/bin/python infra/least_privilege.py [template]
+    .venv-infra/lint/bin/python infra/least_privilege.py [template ...]
 
 It reads the template as written and as SAM expands it (so roles, policy
 templates and managed policies that SAM generates are seen too) and checks
@@ -19,7 +19,12 @@ policies (bucket, queue and topic policies). An Allow statement fails when
   - a managed policy is attached whose statements are not known here.
 
 Deny statements may use wildcards (the TLS-only `Deny s3:*` policies).
-Then each function's role must allow exactly the expected actions.
+Then each function's role must allow exactly the expected actions, and
+every other role must be one this check expects (the Managed Instances
+capacity provider's operator role, with exactly AWS's operator policy).
+
+Give it several templates (infra/check.sh passes every rendered variant of
+infra/variants.py) and it checks each, in one process.
 
 Before checking the template it checks itself on a bad and a good snippet,
 so a checker that cannot fail fails. Exit 0: all good; 1: findings; 2: the
@@ -65,14 +70,54 @@ KNOWN_MANAGED = {
     ],
 }
 
+# AWS's policy for a Lambda Managed Instances operator role, as documented in
+# the Lambda developer guide ("Lambda operator role for Lambda Managed
+# Instances", read 2026-12-01; AWS added ec2:DescribeVpcEncryptionControls in
+# April 2026 and CloudWatch Logs writes in June 2026). It is attached as AWS
+# keeps it, not copied inline, so that Lambda gets what it needs as it changes.
+# Its wildcards are AWS's and reviewed here, not exempted blindly: instance,
+# network-interface and volume ARNs of resources that do not exist yet, only
+# when Lambda's scaler is their operator; subnets and security groups; Amazon's
+# images; and EC2 Describe calls, which have no resource-level permissions.
+KNOWN_MANAGED["AWSLambdaManagedEC2ResourceOperator"] = [
+    {"Effect": "Allow", "Action": ["ec2:RunInstances", "ec2:CreateTags", "ec2:AttachNetworkInterface"],
+     "Resource": ["arn:aws:ec2:*:*:instance/*", "arn:aws:ec2:*:*:network-interface/*",
+                  "arn:aws:ec2:*:*:volume/*"],
+     "Condition": {"StringEquals": {"ec2:ManagedResourceOperator": "scaler.lambda.amazonaws.com"}}},
+    {"Effect": "Allow", "Action": ["ec2:DescribeAvailabilityZones", "ec2:DescribeCapacityReservations",
+                                   "ec2:DescribeInstances", "ec2:DescribeInstanceStatus",
+                                   "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes",
+                                   "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets",
+                                   "ec2:DescribeVpcEncryptionControls"], "Resource": "*"},
+    {"Effect": "Allow", "Action": ["ec2:RunInstances", "ec2:CreateNetworkInterface"],
+     "Resource": ["arn:aws:ec2:*:*:subnet/*", "arn:aws:ec2:*:*:security-group/*"]},
+    {"Effect": "Allow", "Action": ["ec2:RunInstances"], "Resource": ["arn:aws:ec2:*:*:image/*"],
+     "Condition": {"StringEquals": {"ec2:Owner": "amazon"}}},
+    {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+     "Resource": "*"},
+]
+# Managed policies whose wildcards AWS requires (reviewed above); any other
+# managed policy's statements are checked like the template's own.
+REVIEWED_MANAGED = {"AWSLambdaManagedEC2ResourceOperator"}
+
 XRAY_WRITE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 LOGS_WRITE = {"logs:CreateLogStream", "logs:PutLogEvents"}
+CONSUMER = LOGS_WRITE | XRAY_WRITE | {
+    "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+    "s3:PutObject", "dynamodb:BatchWriteItem",
+}
+# Function -> the actions its role allows. A template holds one of the two
+# consumers (classic Lambda or Managed Instances) and the producer; a function
+# not listed here fails the check.
 EXPECTED = {
-    "ConsumerFunction": LOGS_WRITE | XRAY_WRITE | {
-        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-        "s3:PutObject", "dynamodb:BatchWriteItem",
-    },
+    "ConsumerFunction": CONSUMER,
+    "ConsumerManagedFunction": CONSUMER,
     "ProducerFunction": LOGS_WRITE | XRAY_WRITE | {"sqs:SendMessage", "dynamodb:GetItem"},
+}
+# Roles that belong to no function: role -> the managed policies it has,
+# exactly, and no inline policy.
+EXPECTED_OTHER_ROLES = {
+    "CapacityProviderOperatorRole": {"AWSLambdaManagedEC2ResourceOperator"},
 }
 
 
@@ -197,8 +242,9 @@ def collect(template):
     return out, problems
 
 
-def check(template, expanded=None, expected=None):
+def check(template, expanded=None, expected=None, other_roles=None):
     """All findings for a template (and its SAM expansion, when given)."""
+    other_roles = EXPECTED_OTHER_ROLES if other_roles is None else other_roles
     problems = []
     for label, tpl in (("template", template), ("expanded", expanded)):
         if tpl is None:
@@ -207,12 +253,38 @@ def check(template, expanded=None, expected=None):
         stmts, unknown = collect(tpl)
         problems += [f"[{label}] {p}" for p in unknown]
         for where, st, _ in stmts:
+            if any(f"/managed:{name}[" in where for name in REVIEWED_MANAGED):
+                continue
             problems += [f"[{label}] {p}" for p in check_statement(where, st, buckets)]
     if expected:
         tpl = expanded or template
+        resources = tpl.get("Resources", {})
         stmts, _ = collect(tpl)
+        functions = {lid for lid, r in resources.items()
+                     if r.get("Type") in ("AWS::Lambda::Function", "AWS::Serverless::Function")}
+        for fn in sorted(functions - set(expected)):
+            problems.append(f"{fn}: a function this check does not know (add it to EXPECTED)")
+        function_roles = set()
+        for fn in sorted(functions & set(expected)):
+            role = resources[fn].get("Properties", {}).get("Role")
+            if isinstance(role, dict) and "Fn::GetAtt" in role:
+                function_roles.add(role["Fn::GetAtt"][0])
+        for lid, r in resources.items():
+            if r.get("Type") != "AWS::IAM::Role" or lid in function_roles:
+                continue
+            props = r.get("Properties", {}) or {}
+            if lid not in other_roles:
+                problems.append(f"{lid}: a role of no expected function and not in EXPECTED_OTHER_ROLES")
+                continue
+            managed = {managed_name(a) for a in flat(props.get("ManagedPolicyArns", []))}
+            if managed != other_roles[lid] or flat(props.get("Policies", [])):
+                problems.append(f"{lid}: has managed policies {sorted(managed)} and"
+                                f" {len(flat(props.get('Policies', [])))} inline ones;"
+                                f" expected exactly {sorted(other_roles[lid])} and none")
         for fn, want in expected.items():
-            res = tpl["Resources"].get(fn, {})
+            if fn not in functions:
+                continue  # the other consumer, in a variant that does not create it
+            res = resources.get(fn, {})
             role = res.get("Properties", {}).get("Role")
             role_id = role.get("Fn::GetAtt", [None])[0] if isinstance(role, dict) else None
             if role_id is None:
@@ -262,6 +334,11 @@ def self_check():
                  "Resource": {"Fn::Sub": "arn:${AWS::Partition}:s3:::other-bucket/*"}},
             ]}}]}},
         "F": {"Type": "AWS::Serverless::Function", "Properties": {"Role": {"Fn::GetAtt": ["R", "Arn"]}}},
+        "G": {"Type": "AWS::Serverless::Function", "Properties": {"Role": {"Fn::GetAtt": ["R", "Arn"]}}},
+        "Stray": {"Type": "AWS::IAM::Role", "Properties": {}},
+        "Op": {"Type": "AWS::IAM::Role", "Properties": {"ManagedPolicyArns": [
+            "arn:aws:iam::aws:policy/AWSLambdaManagedEC2ResourceOperator",
+            "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess"]}},
     }}
     good = {"Resources": {
         "B": {"Type": "AWS::S3::Bucket"},
@@ -273,12 +350,17 @@ def self_check():
                 {"Effect": "Deny", "Action": "s3:*", "Resource": "*"},
             ]}}]}},
         "F": {"Type": "AWS::Serverless::Function", "Properties": {"Role": {"Fn::GetAtt": ["R", "Arn"]}}},
+        "Op": {"Type": "AWS::IAM::Role", "Properties": {"ManagedPolicyArns": [
+            {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AWSLambdaManagedEC2ResourceOperator"}]}},
     }}
-    found = check(bad, expected={"F": {"s3:PutObject"}})
+    ops = {"Op": {"AWSLambdaManagedEC2ResourceOperator"}}
+    found = check(bad, expected={"F": {"s3:PutObject"}}, other_roles=ops)
     wanted = ["AdministratorAccess", "'s3:*'", "'dynamodb:Get*'", "wildcard resource '*'",
-              "arn:aws:sqs:*:*:q", "NotAction", "s3:GetObject", "other-bucket", "actions differ"]
+              "arn:aws:sqs:*:*:q", "NotAction", "s3:GetObject", "other-bucket", "actions differ",
+              "G: a function this check does not know", "Stray: a role of no expected function",
+              "Op: has managed policies"]
     missed = [w for w in wanted if not any(w in p for p in found)]
-    clean = check(good, expected={"F": {"s3:PutObject", "xray:PutTraceSegments"}})
+    clean = check(good, expected={"F": {"s3:PutObject", "xray:PutTraceSegments"}}, other_roles=ops)
     if missed or clean:
         print("least-privilege self-check FAILED: the checker", file=sys.stderr)
         if missed:
@@ -289,10 +371,8 @@ def self_check():
     return True
 
 
-def main():
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).with_name("template.yaml"))
-    if not self_check():
-        return 2
+def check_file(path):
+    """0: good; 1: findings; 2: could not read or expand."""
     try:
         from samcli.yamlhelper import yaml_parse
 
@@ -303,16 +383,24 @@ def main():
         return 2
     problems = check(template, expanded, EXPECTED)
     for p in problems:
-        print(f"FAIL {p}")
+        print(f"FAIL {path.name}: {p}")
     stmts, _ = collect(expanded)
     allows = sum(1 for _, st, _ in stmts if st.get("Effect") == "Allow")
+    roles = sorted(lid for lid, r in expanded["Resources"].items() if r.get("Type") == "AWS::IAM::Role")
     if problems:
         print(f"least-privilege: {len(problems)} problem(s) in {path}")
         return 1
-    print(f"least-privilege: ok ({allows} Allow statements checked in {path.name} and its SAM"
-          f" expansion; consumer and producer roles allow exactly the expected actions;"
-          f" self-check caught every planted problem)")
+    print(f"least-privilege: ok {path.name}: {allows} Allow statements in the template and its SAM"
+          f" expansion; roles {', '.join(roles)} allow exactly the expected actions")
     return 0
+
+
+def main():
+    paths = [Path(a) for a in sys.argv[1:]] or [Path(__file__).with_name("template.yaml")]
+    if not self_check():
+        return 2
+    print("least-privilege: self-check caught every planted problem")
+    return max(check_file(p) for p in paths)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,12 @@ params=(
 # shellcheck disable=SC2206 # word splitting is the point: "K=V K=V"
 [[ -n "${PARAMETER_OVERRIDES:-}" ]] && params+=(${PARAMETER_OVERRIDES})
 
+# The emulator accepts a visibility timeout shorter than the function timeout;
+# AWS does not (infra/EMULATOR-GAPS.md). Refuse here what AWS would refuse, so
+# no local run leans on that leniency.
+python3 "$REPO/infra/check_parameters.py" "${params[@]}" \
+  || die "parameters refused (${params[*]}); see above"
+
 if ! awsl s3api head-bucket --bucket "$ARTIFACTS_BUCKET" >/dev/null 2>&1; then
   log "creating artifacts bucket $ARTIFACTS_BUCKET"
   awsl s3api create-bucket --bucket "$ARTIFACTS_BUCKET" >/dev/null
