@@ -9,8 +9,9 @@
 #
 # Env: DURATION, RATE, BATCH, POISON_RATE [0.01], FAULT_RATE [0.01] (share of
 # each faulted operation's calls), STACK_NAME [soak-<stamp>], AUDIT_WAIT [180].
-# It deploys its own stack (with a reject marker and a short visibility
-# timeout, so poison reaches the DLQ in seconds), routes both functions
+# It deploys its own stack (with a reject marker and the shortest visibility
+# timeout AWS would accept, 18 s = 6 x a 3 s function timeout, so poison
+# reaches the DLQ in about 90 s, within AUDIT_WAIT), routes both functions
 # through the fault proxy (tests/src/bin/fault-proxy.rs), runs k6/soak.js with
 # a ledger of acknowledged message ids, then `audit`. Exit status: the
 # audit's (0 nothing lost or duplicated, 1 loss or duplication, 2 still
@@ -46,7 +47,7 @@ emulator_healthy || bash "$REPO/infra/local/emulator.sh" start
 
 marker="poison-pill-$stamp"
 log "deploying stack $STACK_NAME (reject marker $marker)"
-PARAMETER_OVERRIDES="RejectMarker=$marker QueueVisibilityTimeout=3 ConsumerTimeout=10" \
+PARAMETER_OVERRIDES="RejectMarker=$marker QueueVisibilityTimeout=18 ConsumerTimeout=3" \
   bash "$REPO/infra/local/deploy.sh" >/dev/null
 set -a
 # shellcheck disable=SC1090

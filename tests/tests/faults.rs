@@ -100,9 +100,11 @@ fn bodies(n: usize, tag: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn s3_and_dynamodb_errors_lose_and_duplicate_nothing() -> Result<()> {
+    // Visibility 6 x the 4 s timeout, as AWS asks: a message whose retries
+    // all failed comes back after 24 s, so a few rounds fit in SETTLE.
     let stack = Stack::deploy(
         "fault-5xx",
-        &[("QueueVisibilityTimeout", "3"), ("ConsumerTimeout", "10")],
+        &[("QueueVisibilityTimeout", "24"), ("ConsumerTimeout", "4")],
     )
     .await?;
     let proxy = FaultProxy::start(
@@ -137,9 +139,10 @@ async fn s3_and_dynamodb_errors_lose_and_duplicate_nothing() -> Result<()> {
 
 #[tokio::test]
 async fn connection_resets_lose_and_duplicate_nothing() -> Result<()> {
+    // As above: failed messages come back after 24 s (6 x the 4 s timeout).
     let stack = Stack::deploy(
         "fault-reset",
-        &[("QueueVisibilityTimeout", "3"), ("ConsumerTimeout", "10")],
+        &[("QueueVisibilityTimeout", "24"), ("ConsumerTimeout", "4")],
     )
     .await?;
     let proxy = FaultProxy::start(
@@ -235,11 +238,14 @@ async fn reported_failures_are_exactly_the_unstored_messages_and_their_retry_sto
 
 #[tokio::test]
 async fn a_call_slower_than_the_function_timeout_is_retried_not_lost() -> Result<()> {
-    // Timeout 4 s: the consumer stops waiting 1 s before it and reports the
-    // unfinished messages; the queue redelivers them after 3 s.
+    // Timeout 3 s, each delayed call 8 s: the consumer stops waiting at its
+    // deadline margin (300 ms before the timeout) and reports the unfinished
+    // messages; the first invocation has ended long before the queue
+    // redelivers them, 18 s later (6 x the timeout, as AWS asks, so no batch
+    // is redelivered while it still runs). The test waits about 25 s.
     let stack = Stack::deploy(
         "fault-slow",
-        &[("QueueVisibilityTimeout", "3"), ("ConsumerTimeout", "4")],
+        &[("QueueVisibilityTimeout", "18"), ("ConsumerTimeout", "3")],
     )
     .await?;
     let proxy = FaultProxy::start(
@@ -265,9 +271,11 @@ async fn a_call_slower_than_the_function_timeout_is_retried_not_lost() -> Result
 
 #[tokio::test]
 async fn a_consumer_killed_mid_batch_has_its_batch_redelivered_and_stored_once() -> Result<()> {
+    // The killed batch stays in flight until its visibility timeout: 30 s
+    // (6 x the 5 s timeout), then it is redelivered and stored.
     let stack = Stack::deploy(
         "fault-kill",
-        &[("QueueVisibilityTimeout", "3"), ("ConsumerTimeout", "20")],
+        &[("QueueVisibilityTimeout", "30"), ("ConsumerTimeout", "5")],
     )
     .await?;
     // Hold the first S3 puts long enough to kill the process while they wait.

@@ -121,10 +121,14 @@ async fn a_message_that_always_fails_is_retried_and_ends_in_the_dlq() -> Result<
     let marker = tests::unique("poison");
     let stack = Stack::deploy(
         "e2e-dlq",
+        // Visibility 18 s, 6 x the 3 s timeout as AWS asks; three receives
+        // (MaxReceiveCount 3, which AWS accepts) put the poison message in the
+        // DLQ after about 55 s instead of the default's five.
         &[
             ("RejectMarker", &marker),
-            ("QueueVisibilityTimeout", "2"),
+            ("QueueVisibilityTimeout", "18"),
             ("ConsumerTimeout", "3"),
+            ("MaxReceiveCount", "3"),
         ],
     )
     .await?;
