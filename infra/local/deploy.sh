@@ -115,13 +115,17 @@ output() {
 # ScalingConfig.MaximumConcurrency as the parameter's string, and the SQS
 # poller then fails on every pass, for every mapping. Re-set it as a number
 # through the Lambda API after each deploy. Not needed, and not done, on AWS.
+# Provisioned mappings have no ScalingConfig (AWS refuses it next to
+# ProvisionedPollerConfig), so they are left alone.
 consumer_name="$(output ConsumerFunctionName)"
 max_concurrency="$(output MaximumConcurrency)"
-for uuid in $(awsl lambda list-event-source-mappings --function-name "$consumer_name" \
-  --query 'EventSourceMappings[].UUID' --output text); do
-  awsl lambda update-event-source-mapping --uuid "$uuid" \
-    --scaling-config "MaximumConcurrency=$max_concurrency" >/dev/null
-done
+if [[ "$(output PollingMode)" != provisioned ]]; then
+  for uuid in $(awsl lambda list-event-source-mappings --function-name "$consumer_name" \
+    --query 'EventSourceMappings[].UUID' --output text); do
+    awsl lambda update-event-source-mapping --uuid "$uuid" \
+      --scaling-config "MaximumConcurrency=$max_concurrency" >/dev/null
+  done
+fi
 
 # Prove the functions run the zips just built (a stale function is the classic
 # "my change did nothing" trap).
