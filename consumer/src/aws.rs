@@ -1,23 +1,25 @@
 //! [`ObjectStore`] and [`RecordStore`] on the AWS SDK clients (feature `aws`).
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_s3::primitives::ByteStream;
+use pipeline_aws::to_item as item;
 use pipeline_core::{attr, StoredRecord};
 
 use crate::store::{ObjectStore, RecordStore};
-use crate::{Config, Error, State};
+use crate::{Config, Error, Pipeline};
 
-/// Builds the state with SDK clients derived from one shared `SdkConfig`.
-pub fn state_from(sdk: &aws_config::SdkConfig, config: Config) -> State<S3Objects, DynamoRecords> {
+/// Builds the pipeline with SDK clients derived from one shared `SdkConfig`.
+pub fn pipeline_from(
+    sdk: &aws_config::SdkConfig,
+    config: Config,
+) -> Pipeline<S3Objects, DynamoRecords> {
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(config.s3_force_path_style)
             .build(),
     );
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    State {
+    Pipeline {
         objects: S3Objects::new(s3, config.bucket.clone()),
         records: DynamoRecords::new(dynamodb, config.table.clone()),
         config,
@@ -71,33 +73,6 @@ impl DynamoRecords {
             table: table.into(),
         }
     }
-}
-
-/// The DynamoDB item of a record.
-pub fn item(record: &StoredRecord) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        (attr::ID.to_owned(), AttributeValue::S(record.id.clone())),
-        (
-            attr::MESSAGE_ID.to_owned(),
-            AttributeValue::S(record.message_id.clone()),
-        ),
-        (
-            attr::S3_KEY.to_owned(),
-            AttributeValue::S(record.s3_key.clone()),
-        ),
-        (
-            attr::RECEIVED_AT.to_owned(),
-            AttributeValue::S(record.received_at.clone()),
-        ),
-        (
-            attr::BODY_BYTES.to_owned(),
-            AttributeValue::N(record.body_bytes.to_string()),
-        ),
-        (
-            attr::STORED_AT.to_owned(),
-            AttributeValue::S(record.stored_at.clone()),
-        ),
-    ])
 }
 
 impl RecordStore for DynamoRecords {
@@ -199,14 +174,6 @@ mod tests {
             .await
             .expect_err("must fail");
         assert!(matches!(err, Error::BatchWrite(_)), "{err:?}");
-    }
-
-    #[tokio::test]
-    async fn item_carries_every_attribute() {
-        let it = item(&record("x"));
-        assert_eq!(it.get("id"), Some(&AttributeValue::S("x".into())));
-        assert_eq!(it.get("bodyBytes"), Some(&AttributeValue::N("2".into())));
-        assert_eq!(it.len(), 6);
     }
 
     #[tokio::test]

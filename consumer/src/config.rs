@@ -2,12 +2,14 @@
 
 use std::time::Duration;
 
+use pipeline_aws::CallTimeouts;
 use pipeline_core::env::{Env, EnvError};
+use sqs_batch::{DeadlinePolicy, FifoMode, Options};
 
 use crate::Error;
 
 /// Settings of the consumer, read from the environment at init.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `BUCKET_NAME`: bucket the record objects go to.
     pub bucket: String,
@@ -15,11 +17,15 @@ pub struct Config {
     pub table: String,
     /// `RECORDS_PREFIX`: key prefix of the record objects.
     pub records_prefix: String,
-    /// `MAX_CONCURRENCY`: messages (FIFO: message groups) in flight at once.
-    pub max_concurrency: usize,
-    /// `DEADLINE_MARGIN_MS`: stop starting new work this long before the
-    /// invocation deadline.
-    pub deadline_margin: Duration,
+    /// The engine's settings: `MAX_CONCURRENCY` (messages, FIFO: groups, in
+    /// flight), `FLUSH_CONCURRENCY` (BatchWriteItem calls in flight),
+    /// `BATCH_LINGER_MS`, `DEADLINE_MARGIN_PERCENT` / `_MIN_MS` / `_MAX_MS`,
+    /// `FIFO_MODE` (`group` or `batch`), `FAIL_ON_FULL_BATCH_FAILURE`.
+    pub engine: Options,
+    /// `CALL_ATTEMPT_TIMEOUT_MS` / `CALL_TIMEOUT_MS`: limits of one HTTP
+    /// attempt and of one whole S3 or DynamoDB call. The engine also cuts
+    /// every call off at the invocation's hard deadline.
+    pub call_timeouts: CallTimeouts,
     /// `DYNAMODB_MAX_ATTEMPTS`: BatchWriteItem calls per chunk before its
     /// unprocessed items become failures.
     pub dynamodb_max_attempts: u32,
@@ -56,18 +62,67 @@ impl Config {
             }
             .into());
         }
+        let defaults = Options::default();
+        let margin = |name, default: Duration| -> Result<Duration, EnvError> {
+            let ms = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+            Ok(Duration::from_millis(env.number(name, ms, 0, 600_000)?))
+        };
+        let deadline = DeadlinePolicy {
+            floor: margin("DEADLINE_MARGIN_MIN_MS", defaults.deadline.floor)?,
+            fraction: env.number("DEADLINE_MARGIN_PERCENT", 10, 0, 50)? as f64 / 100.0,
+            cap: margin("DEADLINE_MARGIN_MAX_MS", defaults.deadline.cap)?,
+            ..defaults.deadline
+        };
+        if deadline.cap < deadline.floor {
+            return Err(EnvError::Invalid {
+                name: "DEADLINE_MARGIN_MAX_MS",
+                reason: "must not be below DEADLINE_MARGIN_MIN_MS".to_owned(),
+            }
+            .into());
+        }
+        let fifo = match env.text("FIFO_MODE").as_deref().map(str::trim) {
+            None | Some("group") => FifoMode::StopGroup,
+            Some("batch") => FifoMode::StopBatch,
+            Some(other) => {
+                return Err(EnvError::Invalid {
+                    name: "FIFO_MODE",
+                    reason: format!("expected group or batch, got {other:?}"),
+                }
+                .into())
+            }
+        };
+        let engine = Options {
+            concurrency: env.number("MAX_CONCURRENCY", 64, 1, 10_000)? as usize,
+            flush_concurrency: env.number("FLUSH_CONCURRENCY", 4, 1, 400)? as usize,
+            linger: Duration::from_millis(env.number("BATCH_LINGER_MS", 5, 0, 1_000)?),
+            deadline,
+            fifo,
+            fail_on_full_batch_failure: env.flag_or("FAIL_ON_FULL_BATCH_FAILURE", true)?,
+            ..defaults
+        };
+        let call_timeouts = CallTimeouts {
+            attempt: Duration::from_millis(env.number(
+                "CALL_ATTEMPT_TIMEOUT_MS",
+                2_000,
+                100,
+                900_000,
+            )?),
+            operation: Duration::from_millis(env.number("CALL_TIMEOUT_MS", 6_000, 100, 900_000)?),
+        };
+        if call_timeouts.operation < call_timeouts.attempt {
+            return Err(EnvError::Invalid {
+                name: "CALL_TIMEOUT_MS",
+                reason: "must not be below CALL_ATTEMPT_TIMEOUT_MS".to_owned(),
+            }
+            .into());
+        }
         Ok(Self {
             bucket: env.required("BUCKET_NAME")?,
             table: env.required("TABLE_NAME")?,
             records_prefix: (env.0)("RECORDS_PREFIX")
                 .unwrap_or_else(|| pipeline_core::DEFAULT_RECORDS_PREFIX.to_owned()),
-            max_concurrency: env.number("MAX_CONCURRENCY", 64, 1, 10_000)? as usize,
-            deadline_margin: Duration::from_millis(env.number(
-                "DEADLINE_MARGIN_MS",
-                2_000,
-                0,
-                600_000,
-            )?),
+            engine,
+            call_timeouts,
             dynamodb_max_attempts: env.number("DYNAMODB_MAX_ATTEMPTS", 5, 1, 20)? as u32,
             backoff_base: Duration::from_millis(backoff_base),
             backoff_cap: Duration::from_millis(backoff_cap),
@@ -127,8 +182,36 @@ mod tests {
     fn defaults_apply_when_optional_variables_are_absent() {
         let c = from(&[("BUCKET_NAME", "b"), ("TABLE_NAME", "t")]).expect("valid");
         assert_eq!(c.records_prefix, "records/");
-        assert_eq!(c.max_concurrency, 64);
+        assert_eq!(c.engine, Options::default());
         assert!(!c.s3_force_path_style);
+    }
+
+    #[test]
+    fn engine_settings_come_from_their_variables() {
+        let c = from(&[
+            ("BUCKET_NAME", "b"),
+            ("TABLE_NAME", "t"),
+            ("FIFO_MODE", "batch"),
+            ("FAIL_ON_FULL_BATCH_FAILURE", "false"),
+            ("DEADLINE_MARGIN_PERCENT", "20"),
+            ("FLUSH_CONCURRENCY", "2"),
+        ])
+        .expect("valid");
+        assert_eq!(c.engine.fifo, FifoMode::StopBatch);
+        assert!(!c.engine.fail_on_full_batch_failure);
+        assert_eq!(c.engine.flush_concurrency, 2);
+        assert_eq!(
+            c.engine.deadline.margin(Duration::from_secs(5)),
+            Duration::from_secs(1)
+        );
+        let err = from(&[
+            ("BUCKET_NAME", "b"),
+            ("TABLE_NAME", "t"),
+            ("FIFO_MODE", "strict"),
+        ])
+        .expect_err("refused")
+        .to_string();
+        assert!(err.contains("FIFO_MODE"), "{err}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub enum Error {
     /// DynamoDB BatchWriteItem failed as a whole (after the SDK's own retries).
     #[error("DynamoDB BatchWriteItem failed")]
     BatchWrite(#[source] BoxError),
-    /// The event cannot be answered with a valid partial batch response.
-    #[error("invalid SQS event: {0}")]
-    InvalidEvent(String),
+    /// The batch could not be answered with a partial batch response.
+    #[error(transparent)]
+    Batch(#[from] sqs_batch::Error),
 }

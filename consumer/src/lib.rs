@@ -1,20 +1,22 @@
 //! SQS batch -> S3 object + DynamoDB item per message, with partial batch
-//! failures.
+//! failures: the [`Pipeline`] processor plugged into the `sqs-batch` engine.
 //!
-//! [`handle`] is the whole logic; `main.rs` only wires clients to it.
+//! `main.rs` only wires clients to [`handle_invocation`].
 
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 mod error;
-pub mod handler;
+mod invoke;
 pub mod metrics;
+pub mod processor;
 pub mod store;
 
 pub use config::Config;
 pub use error::{BoxError, Error};
-pub use handler::{handle, handle_invocation, Failure, Report, State};
+pub use invoke::handle_invocation;
+pub use processor::{code, Pipeline, DYNAMODB_BATCH_LIMIT};
 pub use store::{ObjectStore, RecordStore};
 
 #[cfg(feature = "aws")]
-pub use aws::{state_from, DynamoRecords, S3Objects};
+pub use aws::{pipeline_from, DynamoRecords, S3Objects};

@@ -6,34 +6,35 @@ use lambda_runtime::{service_fn, LambdaEvent};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-// One invocation at a time on at most a few vCPUs: a single-threaded
-// runtime measured 25% less CPU per message than the multi-threaded one.
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let config = consumer::Config::from_env()?;
-    let sdk = load_sdk_config().await;
-    let state = consumer::aws::state_from(&sdk, config);
-    let state = &state;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let deadline = event.context.deadline;
-        consumer::handle_invocation(state, event.payload, deadline)
-            .await
-            .map_err(lambda_runtime::Error::from)
-    }))
-    .await
+fn main() -> Result<(), lambda_runtime::Error> {
+    // Classic Lambda: one invocation at a time on at most a few vCPUs; a
+    // single-threaded runtime measured 25% less CPU per message. Managed
+    // Instances (AWS_LAMBDA_MAX_CONCURRENCY > 1): several invocations per
+    // process, on every core the instance gives.
+    let concurrent = std::env::var("AWS_LAMBDA_MAX_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .is_some_and(|n| n > 1);
+    let mut runtime = if concurrent {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    runtime.enable_all().build()?.block_on(run())
 }
 
-/// The shared SDK configuration from the environment (region, credentials,
-/// `AWS_ENDPOINT_URL*`), with one HTTPS client, rustls on ring, for every
-/// service client.
-async fn load_sdk_config() -> aws_config::SdkConfig {
-    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .load()
-        .await
+async fn run() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = consumer::Config::from_env()?;
+    let sdk = pipeline_aws::sdk_config(config.call_timeouts).await;
+    // Shared by every invocation for the life of the process (and by
+    // several at once under run_concurrent): built once, never freed.
+    let pipeline: &'static _ = Box::leak(Box::new(consumer::pipeline_from(&sdk, config)));
+    let handler = service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        consumer::handle_invocation(pipeline, event.payload, event.context.deadline)
+            .await
+            .map_err(lambda_runtime::Error::from)
+    });
+    // Sequential, as `run`, unless AWS_LAMBDA_MAX_CONCURRENCY > 1.
+    lambda_runtime::run_concurrent(handler).await
 }

@@ -4,12 +4,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
-use crate::handler::Report;
+use sqs_batch::Report;
 
 /// The EMF document for one invocation.
 pub fn document(
     namespace: &str,
-    received: usize,
     report: &Report,
     elapsed: Duration,
     now: SystemTime,
@@ -35,35 +34,36 @@ pub fn document(
             }]
         },
         "FunctionName": function,
-        "MessagesReceived": received,
-        "MessagesProcessed": report.stored,
+        "MessagesReceived": report.received,
+        "MessagesProcessed": report.succeeded,
         "MessagesFailed": report.failures.len(),
         "BatchDuration": elapsed.as_secs_f64() * 1000.0,
     })
 }
 
 /// Writes the EMF line to stdout, where Lambda ships it to CloudWatch Logs.
-pub fn emit(namespace: &str, received: usize, report: &Report, elapsed: Duration) {
+pub fn emit(namespace: &str, report: &Report, elapsed: Duration) {
     println!(
         "{}",
-        document(namespace, received, report, elapsed, SystemTime::now())
+        document(namespace, report, elapsed, SystemTime::now())
     );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handler::Failure;
+    use sqs_batch::Failure;
 
     #[test]
     fn document_declares_and_carries_each_metric() {
         let report = Report {
-            stored: 3,
-            failures: vec![("m".into(), Failure::Unprocessed)],
+            received: 4,
+            succeeded: 3,
+            duplicates: 0,
+            failures: vec![("m".into(), Failure::new("dynamodb_unprocessed", ""))],
         };
         let doc = document(
             "NS",
-            4,
             &report,
             Duration::from_millis(12),
             UNIX_EPOCH + Duration::from_secs(1),

@@ -70,6 +70,8 @@ pub struct MemRecords {
     /// Record id -> how many more calls leave it unprocessed (u32::MAX: always).
     pub unprocessed: Mutex<HashMap<String, u32>>,
     pub fail_all: bool,
+    /// Calls holding this record id fail as a whole.
+    pub fail_with: Option<String>,
     /// The ids sent in each call.
     pub calls: Mutex<Vec<Vec<String>>>,
 }
@@ -94,7 +96,7 @@ impl RecordStore for MemRecords {
                 "ValidationException: bad batch",
             )));
         }
-        if self.fail_all {
+        if self.fail_all || self.fail_with.as_ref().is_some_and(|id| ids.contains(id)) {
             return Err(Error::BatchWrite(BoxError::from("InternalServerError")));
         }
         let mut left = Vec::new();

@@ -1,4 +1,5 @@
-//! Behaviour of the batch handler, with in-memory stores.
+//! Behaviour of the S3 + DynamoDB processor under the engine, with in-memory
+//! stores. The engine's own policies are tested in `sqs-batch/tests`.
 
 mod fakes;
 
@@ -7,9 +8,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use consumer::{handle, Config, Error, Failure, State};
+use consumer::{code, Config, Pipeline};
 use fakes::{MemObjects, MemRecords};
 use pipeline_core::{record_id, s3_key};
+use sqs_batch::{code as engine_code, Error, Report};
 
 fn message(id: &str, body: &str) -> SqsMessage {
     let mut m = SqsMessage::default();
@@ -47,12 +49,17 @@ fn batch(n: usize) -> Vec<SqsMessage> {
         .collect()
 }
 
-fn state(objects: MemObjects, records: MemRecords) -> State<MemObjects, MemRecords> {
+type State = Pipeline<MemObjects, MemRecords>;
+
+async fn handle(s: &State, event: &SqsEvent, deadline: Instant) -> Result<Report, Error> {
+    sqs_batch::process(s, event, deadline, &s.config.engine).await
+}
+
+fn state(objects: MemObjects, records: MemRecords) -> State {
     let mut config = Config::for_tests("bucket", "table");
     config.backoff_base = Duration::from_millis(1);
     config.backoff_cap = Duration::from_millis(4);
-    config.deadline_margin = Duration::from_millis(100);
-    State {
+    Pipeline {
         objects,
         records,
         config,
@@ -67,7 +74,7 @@ fn rid(message_id: &str) -> String {
     record_id(message_id).to_string()
 }
 
-fn failed_ids(state: &State<MemObjects, MemRecords>, report: &consumer::Report) -> Vec<String> {
+fn failed_ids(state: &State, report: &Report) -> Vec<String> {
     let response = report.response();
     let ids: Vec<String> = response
         .batch_item_failures
@@ -88,7 +95,7 @@ fn failed_ids(state: &State<MemObjects, MemRecords>, report: &consumer::Report) 
 async fn every_message_ends_as_one_object_and_one_item() {
     let s = state(MemObjects::default(), MemRecords::default());
     let report = handle(&s, &event(batch(7)), far()).await.expect("handled");
-    assert_eq!(report.stored, 7);
+    assert_eq!(report.succeeded, 7);
     assert!(report.failures.is_empty());
     assert_eq!(s.objects.keys().len(), 7);
     assert_eq!(s.records.ids().len(), 7);
@@ -112,8 +119,8 @@ async fn partial_failure_is_reported_by_message_id() {
     let s = state(objects, MemRecords::default());
     let report = handle(&s, &event(batch(5)), far()).await.expect("handled");
     assert_eq!(failed_ids(&s, &report), vec!["m-2"]);
-    assert!(matches!(report.failures[0].1, Failure::ObjectStore(_)));
-    assert_eq!(report.stored, 4);
+    assert!(report.failures[0].1.code() == code::S3_PUT_FAILED);
+    assert_eq!(report.succeeded, 4);
 }
 
 #[tokio::test]
@@ -163,7 +170,7 @@ async fn items_still_unprocessed_after_every_retry_are_reported_as_failures() {
     let s = state(MemObjects::default(), records);
     let report = handle(&s, &event(batch(3)), far()).await.expect("handled");
     assert_eq!(failed_ids(&s, &report), vec!["m-1"]);
-    assert_eq!(report.failures[0].1, Failure::Unprocessed);
+    assert_eq!(report.failures[0].1.code(), code::DYNAMODB_UNPROCESSED);
     assert_eq!(
         s.records.calls().len() as u32,
         s.config.dynamodb_max_attempts
@@ -174,7 +181,7 @@ async fn items_still_unprocessed_after_every_retry_are_reported_as_failures() {
 async fn more_than_25_items_are_chunked_without_duplicate_keys() {
     let s = state(MemObjects::default(), MemRecords::default());
     let report = handle(&s, &event(batch(60)), far()).await.expect("handled");
-    assert_eq!(report.stored, 60);
+    assert_eq!(report.succeeded, 60);
     let calls = s.records.calls();
     assert_eq!(calls.len(), 3);
     for call in &calls {
@@ -201,34 +208,54 @@ async fn a_message_delivered_twice_in_one_batch_is_written_once_and_reported_onc
 }
 
 #[tokio::test]
-async fn whole_batch_write_error_fails_only_that_chunks_messages() {
+async fn a_whole_chunk_write_error_fails_only_that_chunks_messages() {
+    // 60 messages: three chunks, and only the one holding m-30 fails.
     let records = MemRecords {
-        fail_all: true,
+        fail_with: Some(rid("m-30")),
         ..Default::default()
     };
     let s = state(MemObjects::default(), records);
-    let report = handle(&s, &event(batch(4)), far()).await.expect("handled");
-    assert_eq!(failed_ids(&s, &report).len(), 4);
+    let report = handle(&s, &event(batch(60)), far()).await.expect("handled");
+    let calls = s.records.calls();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    let failing: HashSet<String> = calls
+        .iter()
+        .find(|c| c.contains(&rid("m-30")))
+        .expect("a chunk holds m-30")
+        .iter()
+        .cloned()
+        .collect();
+    assert_eq!(report.failures.len(), failing.len());
     assert!(report
         .failures
         .iter()
-        .all(|(_, f)| matches!(f, Failure::RecordStore(_))));
+        .all(|(id, f)| f.code() == code::DYNAMODB_WRITE_FAILED && failing.contains(&rid(id))));
+    assert_eq!(report.succeeded, 60 - failing.len());
+    assert_eq!(s.records.ids().len(), 60 - failing.len());
 }
 
 #[tokio::test]
-async fn an_all_failed_batch_reports_every_message() {
+async fn an_all_failed_batch_fails_the_invocation_and_the_report_names_every_message() {
     let fail: HashSet<String> = (0..10).map(|i| format!("m-{i}")).collect();
-    let s = state(
+    let mut s = state(
         MemObjects {
             fail,
             ..Default::default()
         },
         MemRecords::default(),
     );
-    let report = handle(&s, &event(batch(10)), far()).await.expect("handled");
-    let ids = failed_ids(&s, &report);
+    let err = handle(&s, &event(batch(10)), far())
+        .await
+        .expect_err("all failed");
+    let report = err.report().expect("the report comes with the error");
+    let ids = failed_ids(&s, report);
     assert_eq!(ids, (0..10).map(|i| format!("m-{i}")).collect::<Vec<_>>());
     assert!(s.records.calls().is_empty());
+    s.config.engine.fail_on_full_batch_failure = false;
+    let report = handle(&s, &event(batch(10)), far())
+        .await
+        .expect("reported");
+    assert_eq!(report.response().batch_item_failures.len(), 10);
 }
 
 #[tokio::test]
@@ -296,7 +323,10 @@ async fn fifo_unprocessed_item_fails_the_later_messages_of_its_group() {
     ];
     let report = handle(&s, &event(batch), far()).await.expect("handled");
     assert_eq!(failed_ids(&s, &report), vec!["a1", "a2"]);
-    assert_eq!(report.failures[1].1, Failure::EarlierInGroupFailed);
+    assert_eq!(
+        report.failures[1].1.code(),
+        engine_code::EARLIER_IN_GROUP_FAILED
+    );
     let a2 = s3_key("records/", &record_id("a2"));
     assert!(
         !s.objects.keys().contains(&a2),
@@ -306,38 +336,42 @@ async fn fifo_unprocessed_item_fails_the_later_messages_of_its_group() {
 }
 
 #[tokio::test]
-async fn near_the_deadline_unstarted_messages_are_reported_instead_of_timing_out() {
+async fn near_the_deadline_finished_messages_are_stored_and_only_the_rest_reported() {
     let objects = MemObjects {
         delay: Some(Duration::from_millis(400)),
         ..Default::default()
     };
     let mut s = state(objects, MemRecords::default());
-    s.config.max_concurrency = 2;
-    let started = Instant::now();
-    let deadline = started + Duration::from_millis(700);
+    s.config.engine.concurrency = 2;
+    // 700 ms: margin 200 ms, so new work starts until 500 ms and running
+    // work is waited for until 600 ms. m-0 and m-1 end at 400 ms and are
+    // written; m-2 and m-3 start at 400 ms and are cut off; m-4 and m-5
+    // never start.
+    let deadline = Instant::now() + Duration::from_millis(700);
     let report = handle(&s, &event(batch(6)), deadline)
         .await
         .expect("handled");
     assert!(Instant::now() < deadline, "returned after the deadline");
+    assert_eq!(failed_ids(&s, &report), vec!["m-2", "m-3", "m-4", "m-5"]);
+    assert!(report
+        .failures
+        .iter()
+        .all(|(_, f)| f.code() == engine_code::DEADLINE));
+    assert_eq!(s.records.ids(), HashSet::from([rid("m-0"), rid("m-1")]));
     assert_eq!(
-        failed_ids(&s, &report).len(),
-        6,
-        "nothing finished before the cut-off"
-    );
-    assert!(report.failures.iter().all(|(_, f)| *f == Failure::Deadline));
-    assert!(
-        s.objects.puts.load(Ordering::SeqCst) <= 4,
+        s.objects.puts.load(Ordering::SeqCst),
+        4,
         "new work must not start after the soft deadline"
     );
 }
 
 #[tokio::test]
-async fn a_deadline_already_passed_starts_nothing() {
+async fn a_deadline_already_passed_is_an_invocation_error_and_starts_nothing() {
     let s = state(MemObjects::default(), MemRecords::default());
-    let report = handle(&s, &event(batch(3)), Instant::now())
+    let err = handle(&s, &event(batch(3)), Instant::now())
         .await
-        .expect("handled");
-    assert_eq!(failed_ids(&s, &report).len(), 3);
+        .expect_err("too short");
+    assert!(matches!(err, Error::DeadlineTooShort { .. }), "{err}");
     assert_eq!(s.objects.puts.load(Ordering::SeqCst), 0);
 }
 
@@ -350,8 +384,8 @@ async fn a_panicking_message_fails_alone() {
     let s = state(objects, MemRecords::default());
     let report = handle(&s, &event(batch(3)), far()).await.expect("handled");
     assert_eq!(failed_ids(&s, &report), vec!["m-1"]);
-    assert_eq!(report.failures[0].1, Failure::Panicked);
-    assert_eq!(report.stored, 2);
+    assert_eq!(report.failures[0].1.code(), engine_code::PANICKED);
+    assert_eq!(report.succeeded, 2);
 }
 
 #[tokio::test]
@@ -376,11 +410,11 @@ async fn a_batch_of_10000_is_stored_with_bounded_concurrency() {
         ..Default::default()
     };
     let mut s = state(objects, MemRecords::default());
-    s.config.max_concurrency = 50;
+    s.config.engine.concurrency = 50;
     let report = handle(&s, &event(batch(10_000)), far())
         .await
         .expect("handled");
-    assert_eq!(report.stored, 10_000);
+    assert_eq!(report.succeeded, 10_000);
     assert_eq!(s.records.ids().len(), 10_000);
     let max = s.objects.max_in_flight.load(Ordering::SeqCst);
     assert!(max <= 50, "max in flight {max}");
@@ -410,7 +444,7 @@ async fn bodies_with_the_reject_marker_are_reported_and_not_written() {
     let records = vec![message("a", "{}"), message("b", r#"{"x":"poison-pill"}"#)];
     let report = handle(&s, &event(records), far()).await.expect("handled");
     assert_eq!(failed_ids(&s, &report), vec!["b"]);
-    assert_eq!(report.failures[0].1, Failure::Rejected);
+    assert_eq!(report.failures[0].1.code(), code::REJECTED);
     assert_eq!(s.objects.keys().len(), 1);
     assert_eq!(s.records.ids(), HashSet::from([rid("a")]));
 }
@@ -493,7 +527,7 @@ async fn message_attributes_of_every_type_and_a_missing_receipt_handle_are_fine(
     }]));
     let s = state(MemObjects::default(), MemRecords::default());
     let report = handle(&s, &e, far()).await.expect("handled");
-    assert_eq!(report.stored, 1);
+    assert_eq!(report.succeeded, 1);
 }
 
 #[tokio::test]
@@ -527,14 +561,14 @@ async fn a_fifo_event_as_lambda_sends_it_keeps_group_order() {
 }
 
 #[tokio::test]
-async fn fifo_groups_share_dynamodb_calls_round_by_round() {
+async fn fifo_groups_share_dynamodb_calls() {
     let batch: Vec<SqsMessage> = (0..30)
         .map(|i| fifo(&format!("g{}-{}", i % 10, i / 10), &format!("G{}", i % 10)))
         .collect();
     let s = state(MemObjects::default(), MemRecords::default());
     let report = handle(&s, &event(batch), far()).await.expect("handled");
-    assert_eq!(report.stored, 30);
-    // Ten groups of three: three rounds of ten items each.
+    assert_eq!(report.succeeded, 30);
+    // Ten groups of three: each step of the ten groups shares one call.
     let calls = s.records.calls();
     assert_eq!(
         calls.iter().map(Vec::len).collect::<Vec<_>>(),

@@ -1,4 +1,4 @@
-//! Arbitrary bytes as the Lambda event, through the batch handler with
+//! Arbitrary bytes as the Lambda event, through the engine and the consumer's processor with
 //! stores that fail for some messages.
 #![no_main]
 
@@ -7,12 +7,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use consumer::{handle, BoxError, Config, Error, ObjectStore, RecordStore, State};
+use consumer::{BoxError, Config, Error, ObjectStore, Pipeline, RecordStore};
 use libfuzzer_sys::fuzz_target;
 use pipeline_core::StoredRecord;
 
 /// Fails puts of objects whose message id ends in '7'; keeps the rest.
-/// Its assertions count although `handle` catches panics: libfuzzer-sys
+/// Its assertions count although the engine catches panics: libfuzzer-sys
 /// aborts on any panic before unwinding.
 #[derive(Default)]
 struct Objects(Mutex<HashMap<String, Vec<u8>>>);
@@ -61,7 +61,9 @@ fuzz_target!(|data: &[u8]| {
     config.backoff_base = Duration::from_millis(1);
     config.backoff_cap = Duration::from_millis(1);
     config.dynamodb_max_attempts = 2;
-    let state = State {
+    // Every failure is reported, never turned into an invocation error.
+    config.engine.fail_on_full_batch_failure = false;
+    let state = Pipeline {
         objects: Objects::default(),
         records: Items::default(),
         config,
@@ -70,10 +72,11 @@ fuzz_target!(|data: &[u8]| {
         .enable_all()
         .build()
         .expect("runtime");
-    let result = runtime.block_on(handle(
+    let result = runtime.block_on(sqs_batch::process(
         &state,
         &event,
         Instant::now() + Duration::from_secs(60),
+        &state.config.engine,
     ));
     let ids: HashSet<&str> = event
         .records
@@ -124,13 +127,9 @@ fuzz_target!(|data: &[u8]| {
         failed.iter().all(|id| ids.contains(id)),
         "only ids of the batch are reported"
     );
-    // FIFO: within a group, nothing after a failed message is stored.
-    if event.records.iter().any(|r| {
-        r.attributes.contains_key("MessageGroupId")
-            || r.event_source_arn
-                .as_deref()
-                .is_some_and(|arn| arn.ends_with(".fifo"))
-    }) {
+    // FIFO (decided by the queue's ARN): within a group, nothing after a
+    // failed message is stored.
+    if sqs_batch::is_fifo(&event.records) {
         // Duplicates of a message id are handled with its first record.
         let (mut blocked, mut seen) = (HashSet::new(), HashSet::new());
         for r in &event.records {

@@ -54,8 +54,14 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 
     /// `true`/`1` or `false`/`0`; `false` when unset.
     pub fn flag(&self, name: &'static str) -> Result<bool, EnvError> {
+        self.flag_or(name, false)
+    }
+
+    /// `true`/`1` or `false`/`0`; `default` when unset.
+    pub fn flag_or(&self, name: &'static str, default: bool) -> Result<bool, EnvError> {
         match self.text(name).as_deref().map(str::trim) {
-            None | Some("false") | Some("0") => Ok(false),
+            None => Ok(default),
+            Some("false") | Some("0") => Ok(false),
             Some("true") | Some("1") => Ok(true),
             Some(other) => Err(EnvError::Invalid {
                 name,

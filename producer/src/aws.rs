@@ -129,24 +129,9 @@ impl Records for DynamoRecords {
         let Some(item) = output.item else {
             return Ok(None);
         };
-        let text = |name: &str| match item.get(name) {
-            Some(AttributeValue::S(s)) => Ok(s.clone()),
-            _ => Err(Error::Records(
-                format!("item {id} has no string attribute {name}").into(),
-            )),
-        };
-        let body_bytes = match item.get(attr::BODY_BYTES) {
-            Some(AttributeValue::N(n)) => n.parse().unwrap_or(0),
-            _ => 0,
-        };
-        Ok(Some(StoredRecord {
-            id: text(attr::ID)?,
-            message_id: text(attr::MESSAGE_ID)?,
-            s3_key: text(attr::S3_KEY)?,
-            received_at: text(attr::RECEIVED_AT)?,
-            body_bytes,
-            stored_at: text(attr::STORED_AT)?,
-        }))
+        pipeline_aws::from_item(&item)
+            .map(Some)
+            .map_err(|reason| Error::Records(format!("item {id}: {reason}").into()))
     }
 }
 

@@ -18,7 +18,13 @@ fn main() -> Result<(), lambda_http::Error> {
 async fn run(on_lambda: bool) -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = producer::Config::from_env()?;
-    let sdk = load_sdk_config().await;
+    // Until the request deadline budget lands (issue 9), fixed limits: no
+    // SendMessageBatch or GetItem waits past the function's timeout.
+    let sdk = pipeline_aws::sdk_config(pipeline_aws::CallTimeouts {
+        attempt: std::time::Duration::from_secs(2),
+        operation: std::time::Duration::from_secs(5),
+    })
+    .await;
     let bind_addr = config.bind_addr.clone();
     let app = producer::app(Arc::new(producer::aws::state_from(&sdk, config)));
     if on_lambda {
@@ -32,18 +38,4 @@ async fn run(on_lambda: bool) -> Result<(), lambda_http::Error> {
         })
         .await?;
     Ok(())
-}
-
-/// The shared SDK configuration from the environment (region, credentials,
-/// `AWS_ENDPOINT_URL*`), with one HTTPS client, rustls on ring, for every
-/// service client.
-async fn load_sdk_config() -> aws_config::SdkConfig {
-    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .load()
-        .await
 }

@@ -139,8 +139,12 @@ async fn send_chunk<Q: Queue>(
         retry.extend(last_failure.into_iter().map(|(i, _)| i));
         pending = retry;
         if !pending.is_empty() {
-            let ceiling = 20u64 << attempt.min(6);
-            tokio::time::sleep(Duration::from_millis(rand::random_range(0..=ceiling))).await;
+            let delay = pipeline_aws::backoff(
+                attempt + 1,
+                Duration::from_millis(20),
+                Duration::from_millis(1_280),
+            );
+            tokio::time::sleep(delay).await;
         }
     }
     (accepted, failed)

@@ -515,22 +515,5 @@ pub fn reported_failures(response: &serde_json::Value) -> Result<Vec<String>> {
 
 /// Reads a record item back.
 pub fn record_from(item: &HashMap<String, AttributeValue>) -> Result<StoredRecord> {
-    let s = |k: &str| -> Result<String> {
-        match item.get(k) {
-            Some(AttributeValue::S(v)) => Ok(v.clone()),
-            other => bail!("item attribute {k} is {other:?}, not a string"),
-        }
-    };
-    let body_bytes = match item.get("bodyBytes") {
-        Some(AttributeValue::N(n)) => n.parse()?,
-        other => bail!("item attribute bodyBytes is {other:?}, not a number"),
-    };
-    Ok(StoredRecord {
-        id: s("id")?,
-        message_id: s("messageId")?,
-        s3_key: s("s3Key")?,
-        received_at: s("receivedAt")?,
-        body_bytes,
-        stored_at: s("storedAt")?,
-    })
+    pipeline_aws::from_item(item).map_err(anyhow::Error::msg)
 }

@@ -1,0 +1,142 @@
+//! The S3 + DynamoDB processor the engine runs: per message, its object to
+//! S3; per chunk of 25, the items to DynamoDB with BatchWriteItem.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use aws_smithy_types::error::display::DisplayErrorContext;
+use pipeline_core::{record_id, rfc3339_millis, s3_key, Body, StoredObject, StoredRecord};
+use sqs_batch::{Failure, Message, Processor};
+
+use crate::config::Config;
+use crate::store::{ObjectStore, RecordStore};
+
+/// BatchWriteItem takes at most 25 requests.
+pub const DYNAMODB_BATCH_LIMIT: usize = 25;
+
+/// The consumer's reason codes, beside the engine's ([`sqs_batch::code`]).
+pub mod code {
+    /// PutObject failed; the item was not written.
+    pub const S3_PUT_FAILED: &str = "s3_put_failed";
+    /// BatchWriteItem failed for the chunk holding the item.
+    pub const DYNAMODB_WRITE_FAILED: &str = "dynamodb_write_failed";
+    /// The item was still unprocessed after every retry.
+    pub const DYNAMODB_UNPROCESSED: &str = "dynamodb_unprocessed";
+    /// The body holds the configured reject marker.
+    pub const REJECTED: &str = "rejected";
+}
+
+/// The stores and settings, built once at start-up; the engine's processor.
+#[derive(Debug)]
+pub struct Pipeline<O, R> {
+    /// Where objects go.
+    pub objects: O,
+    /// Where items go.
+    pub records: R,
+    /// Settings.
+    pub config: Config,
+}
+
+impl<O: ObjectStore, R: RecordStore> Processor for Pipeline<O, R> {
+    type Body<'a>
+        = &'a str
+    where
+        Self: 'a;
+    type Output = StoredRecord;
+
+    async fn process(&self, message: Message<'_>, body: &str) -> Result<StoredRecord, Failure> {
+        if let Some(marker) = &self.config.reject_marker {
+            if body.contains(marker.as_str()) {
+                tracing::warn!("body holds the reject marker; leaving it for the DLQ");
+                return Err(Failure::new(code::REJECTED, "body holds the reject marker"));
+            }
+        }
+        let received_at = rfc3339_millis(message.first_received_ms().unwrap_or_else(epoch_ms_now));
+        let id = record_id(message.id);
+        let key = s3_key(&self.config.records_prefix, &id);
+        let object = StoredObject {
+            id,
+            message_id: message.id,
+            received_at: &received_at,
+            body: Body::from_raw(body),
+        };
+        if let Err(err) = self.objects.put(&key, object.to_json()).await {
+            let detail = DisplayErrorContext(&err).to_string();
+            tracing::warn!(error = %detail, "S3 put failed");
+            return Err(Failure::new(code::S3_PUT_FAILED, detail));
+        }
+        Ok(StoredRecord {
+            id: id.to_string(),
+            message_id: message.id.to_owned(),
+            s3_key: key,
+            received_at,
+            body_bytes: body.len() as u64,
+            stored_at: rfc3339_millis(epoch_ms_now()),
+        })
+    }
+
+    fn batch_limit(&self) -> usize {
+        DYNAMODB_BATCH_LIMIT
+    }
+
+    /// Writes one chunk of at most 25 items with distinct ids, retrying
+    /// unprocessed items with exponential backoff and full jitter while the
+    /// deadline allows.
+    async fn flush(
+        &self,
+        records: Vec<StoredRecord>,
+        deadline: Instant,
+    ) -> Vec<Result<(), Failure>> {
+        let config = &self.config;
+        let mut results = vec![Ok(()); records.len()];
+        let (mut indices, mut pending): (Vec<usize>, Vec<StoredRecord>) =
+            records.into_iter().enumerate().unzip();
+        let mut attempt = 0u32;
+        while !pending.is_empty() {
+            attempt += 1;
+            let failure = match self.records.put_batch(&pending).await {
+                Ok(unprocessed) => {
+                    // Keep what is left; the rest is written. Moves, no copies.
+                    (indices, pending) = indices
+                        .into_iter()
+                        .zip(pending)
+                        .filter(|(_, r)| unprocessed.contains(&r.id))
+                        .unzip();
+                    if pending.is_empty() {
+                        break;
+                    }
+                    let delay =
+                        pipeline_aws::backoff(attempt, config.backoff_base, config.backoff_cap);
+                    if attempt < config.dynamodb_max_attempts && Instant::now() + delay < deadline {
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    tracing::warn!(
+                        items = pending.len(),
+                        attempts = attempt,
+                        "items still unprocessed; reporting them as failed"
+                    );
+                    Failure::new(
+                        code::DYNAMODB_UNPROCESSED,
+                        format_args!("still unprocessed after {attempt} BatchWriteItem calls"),
+                    )
+                }
+                Err(err) => {
+                    let detail = DisplayErrorContext(&err).to_string();
+                    tracing::warn!(error = %detail, items = pending.len(), "BatchWriteItem failed");
+                    Failure::new(code::DYNAMODB_WRITE_FAILED, detail)
+                }
+            };
+            for &i in &indices {
+                results[i] = Err(failure.clone());
+            }
+            break;
+        }
+        results
+    }
+}
+
+pub(crate) fn epoch_ms_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
