@@ -273,11 +273,21 @@ impl<'a, P: Processor> Run<'a, P> {
             deadline: self.hard.into_std(),
         };
         let processor = self.processor;
+        let step_timeout = self.options.step_timeout;
         let span = tracing::info_span!("message", message_id = message.id);
         Box::pin(async move {
             let step = async {
                 let body = P::Body::decode(message.body)?;
-                processor.process(message, body).await
+                let step = processor.process(message, body);
+                match step_timeout {
+                    None => step.await,
+                    Some(limit) => tokio::time::timeout(limit, step).await.unwrap_or_else(|_| {
+                        Err(Failure::new(
+                            code::STEP_TIMEOUT,
+                            format_args!("the step took longer than {limit:?}"),
+                        ))
+                    }),
+                }
             };
             let result = AssertUnwindSafe(step.instrument(span))
                 .catch_unwind()

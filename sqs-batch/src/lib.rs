@@ -14,9 +14,13 @@
 //!   retry the whole batch); a repeated message id is processed once;
 //! - one message's trouble (an error, a bad body, a panic, a call that never
 //!   answers) fails that message only; a chunk of the batched step is sent
-//!   when full, when nothing is waiting to start (after [`Options::linger`]),
-//!   or at the soft deadline, so a slow message never holds back another's
-//!   write;
+//!   when full, at once when no message is running, after
+//!   [`Options::linger`] when none is waiting to start, after
+//!   [`Options::max_linger`] in any case, and at the soft deadline, so a slow
+//!   message never holds back another's write;
+//! - a batched call still running at the hard deadline is abandoned and its
+//!   items reported failed, though the call may still take effect: delivery
+//!   is at least once, so the batched step must be idempotent;
 //! - both steps are bounded ([`Options::concurrency`],
 //!   [`Options::flush_concurrency`]), for batches of up to 10,000 records;
 //! - the deadline margin scales with the time the invocation has

@@ -17,7 +17,8 @@ pub struct Message<'a> {
     /// The whole record, for anything else.
     pub record: &'a SqsMessage,
     /// When the engine stops waiting for this message: calls the processor
-    /// makes should give up by then (the engine cuts the step off there).
+    /// makes should give up by then. The engine drops the step there and
+    /// reports the message failed; a call already sent may still take effect.
     pub deadline: Instant,
 }
 

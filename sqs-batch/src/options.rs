@@ -100,6 +100,11 @@ pub struct Options {
     pub max_linger: Duration,
     /// The soft and hard deadlines.
     pub deadline: DeadlinePolicy,
+    /// Longest a per-message step may take before it fails with
+    /// [`code::STEP_TIMEOUT`](crate::code::STEP_TIMEOUT), freeing its slot
+    /// (and, in FIFO, letting its lane go on to report the rest). None (the
+    /// default): only the hard deadline cuts a step off.
+    pub step_timeout: Option<Duration>,
     /// FIFO queues: what a failure stops.
     pub fifo: FifoMode,
     /// Return [`Error::AllFailed`] when every message failed, so the event
@@ -116,6 +121,7 @@ impl Default for Options {
             linger: Duration::from_millis(5),
             max_linger: Duration::from_millis(100),
             deadline: DeadlinePolicy::default(),
+            step_timeout: None,
             fifo: FifoMode::StopGroup,
             fail_on_full_batch_failure: true,
         }
@@ -133,6 +139,9 @@ impl Options {
         }
         if self.flush_concurrency == 0 {
             return bad("flush_concurrency", "must be at least 1");
+        }
+        if self.linger > self.max_linger {
+            return bad("linger", "must not be above max_linger");
         }
         if !(0.0..1.0).contains(&self.deadline.fraction) {
             return bad("deadline.fraction", "must be in [0, 1)");

@@ -10,6 +10,9 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 pub mod code {
     /// Not started, or not finished, before the soft / hard deadline.
     pub const DEADLINE: &str = "deadline";
+    /// The per-message step took longer than
+    /// [`Options::step_timeout`](crate::Options::step_timeout).
+    pub const STEP_TIMEOUT: &str = "step_timeout";
     /// The per-message step or the batched step panicked.
     pub const PANICKED: &str = "panicked";
     /// The body did not decode into the processor's body type.

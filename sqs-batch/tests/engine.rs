@@ -643,3 +643,36 @@ async fn out_of_range_options_are_refused_by_name() {
         .expect_err("refused");
     assert!(err.to_string().contains("flush_concurrency"), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_step_timeout_frees_a_stalled_slot_so_the_fifo_lane_goes_on() {
+    let fake = Fake {
+        step: Duration::from_millis(10),
+        stall: HashSet::from(["a0".to_owned()]),
+        batch: 25,
+        ..Fake::default()
+    };
+    let options = Options {
+        fifo: FifoMode::StopBatch,
+        step_timeout: Some(Duration::from_millis(300)),
+        ..lenient()
+    };
+    let started = tokio::time::Instant::now();
+    let report = process(&fake, &fifo_event(), in_(60), &options)
+        .await
+        .expect("processed");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "not held to the deadline"
+    );
+    assert_eq!(
+        report.failures[0],
+        ("a0".to_owned(), report.failures[0].1.clone())
+    );
+    assert_eq!(report.failures[0].1.code(), code::STEP_TIMEOUT);
+    assert_eq!(
+        report.failures.len(),
+        6,
+        "the rest of the batch is reported"
+    );
+}
