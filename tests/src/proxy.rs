@@ -57,6 +57,9 @@ pub enum Fault {
     Reset,
     /// Wait this long, then forward.
     Delay(Duration),
+    /// Never answer (a half-open connection): the request hangs until the
+    /// client gives up and closes the connection.
+    Stall,
 }
 
 /// A fault for a share of one operation's requests, at most `limit` times.
@@ -70,6 +73,8 @@ pub struct Rule {
     pub share: f64,
     /// Most faults this rule injects (None: no limit).
     pub limit: Option<u64>,
+    /// Only requests whose body contains this text (None: every request).
+    pub body_contains: Option<String>,
 }
 
 impl Rule {
@@ -80,13 +85,28 @@ impl Rule {
             fault,
             share,
             limit: None,
+            body_contains: None,
         }
+    }
+
+    /// At most `limit` faults.
+    pub fn limit(mut self, limit: u64) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Only for requests whose body contains `text`.
+    pub fn when_body_contains(mut self, text: &str) -> Self {
+        self.body_contains = Some(text.to_owned());
+        self
     }
 }
 
 #[derive(Default)]
 struct Counters {
     seen: HashMap<Op, u64>,
+    /// Requests of each operation being handled now, and the most at once.
+    in_flight: HashMap<Op, (u64, u64)>,
     injected: HashMap<Op, u64>,
     fired: Vec<u64>,
     /// Requests each rule was asked about (those earlier rules let through).
@@ -180,6 +200,14 @@ impl FaultProxy {
             .unwrap_or(0)
     }
 
+    /// The most requests of `op` the proxy was handling at once.
+    pub fn max_in_flight(&self, op: Op) -> u64 {
+        lock(&self.shared.counters)
+            .in_flight
+            .get(&op)
+            .map_or(0, |(_, max)| *max)
+    }
+
     /// Faults injected into `op` so far.
     pub fn injected(&self, op: Op) -> u64 {
         lock(&self.shared.counters)
@@ -211,12 +239,16 @@ fn classify(method: &hyper::Method, path: &str, target: Option<&str>) -> Op {
 /// Picks the fault for this request. Each rule takes an even share of the
 /// requests of its operation that earlier rules let through (deterministic,
 /// so runs are repeatable, and two rules at 1% each fault 2% of calls).
-fn draw(shared: &Shared, op: Op) -> Option<Fault> {
+fn draw(shared: &Shared, op: Op, body: &[u8]) -> Option<Fault> {
     let rules = lock(&shared.rules);
     let mut counters = lock(&shared.counters);
     *counters.seen.entry(op).or_insert(0) += 1;
     for (i, rule) in rules.iter().enumerate() {
-        if rule.op != op || rule.limit.is_some_and(|l| counters.fired[i] >= l) {
+        let body_matches = rule.body_contains.as_ref().is_none_or(|text| {
+            body.windows(text.len().max(1))
+                .any(|w| w == text.as_bytes())
+        });
+        if rule.op != op || !body_matches || rule.limit.is_some_and(|l| counters.fired[i] >= l) {
             continue;
         }
         counters.considered[i] += 1;
@@ -271,7 +303,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, s
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok());
     let op = classify(&parts.method, parts.uri.path(), target);
-    let fault = draw(&shared, op);
+    let _in_flight = InFlight::enter(&shared, op);
+    let fault = draw(&shared, op, &body);
     if let Some(error) = fault.as_ref().and_then(canned_error) {
         return Ok(error);
     }
@@ -283,6 +316,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, s
             tokio::time::sleep(d).await;
             body
         }
+        Some(Fault::Stall) => std::future::pending().await,
         Some(Fault::Unprocessed(share)) => return unprocessed(&shared, &parts, body, share).await,
         Some(Fault::SqsPartialFailed(share)) => {
             return partial_failed(&shared, &parts, body, share).await
@@ -291,6 +325,27 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, s
         Some(_) | None => body,
     };
     forward(&shared, &parts, body).await
+}
+
+/// Counts a request of `op` as in flight while it lives.
+struct InFlight<'a>(&'a Shared, Op);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared, op: Op) -> Self {
+        let mut counters = lock(&shared.counters);
+        let (now, max) = counters.in_flight.entry(op).or_insert((0, 0));
+        *now += 1;
+        *max = (*max).max(*now);
+        Self(shared, op)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some((now, _)) = lock(&self.0.counters).in_flight.get_mut(&self.1) {
+            *now = now.saturating_sub(1);
+        }
+    }
 }
 
 /// The error answer of a fault that is just an error, as each service sends it.
@@ -503,7 +558,9 @@ mod tests {
             }),
             client: reqwest::Client::new(),
         };
-        let drawn: Vec<Option<Fault>> = (0..100).map(|_| draw(&shared, Op::S3PutObject)).collect();
+        let drawn: Vec<Option<Fault>> = (0..100)
+            .map(|_| draw(&shared, Op::S3PutObject, b""))
+            .collect();
         let count = |f: Fault| drawn.iter().filter(|d| **d == Some(f.clone())).count();
         assert_eq!(count(Fault::S3SlowDown), 25);
         assert_eq!(
@@ -511,7 +568,7 @@ mod tests {
             18,
             "a quarter of the 75 left, rounded down"
         );
-        assert!(draw(&shared, Op::DynamoBatchWriteItem).is_none());
+        assert!(draw(&shared, Op::DynamoBatchWriteItem, b"").is_none());
     }
 
     #[test]

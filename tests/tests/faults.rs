@@ -175,6 +175,7 @@ async fn reported_failures_are_exactly_the_unstored_messages_and_their_retry_sto
                 fault: Fault::S3InternalError,
                 share: 1.0,
                 limit: Some(6),
+                body_contains: None,
             },
             Rule::new(Op::DynamoBatchWriteItem, Fault::Unprocessed(0.5), 1.0),
         ],
@@ -255,6 +256,7 @@ async fn a_call_slower_than_the_function_timeout_is_retried_not_lost() -> Result
             fault: Fault::Delay(Duration::from_secs(8)),
             share: 1.0,
             limit: Some(2),
+            body_contains: None,
         }],
     )
     .await?;
@@ -286,6 +288,7 @@ async fn a_consumer_killed_mid_batch_has_its_batch_redelivered_and_stored_once()
             fault: Fault::Delay(Duration::from_secs(4)),
             share: 1.0,
             limit: Some(10),
+            body_contains: None,
         }],
     )
     .await?;
