@@ -129,11 +129,15 @@ def lambda_env(spec: FunctionSpec, runtime_api: str, memory_mb: int, home: Path,
 
 
 class FunctionProcess:
-    """One execution environment: a Runtime API endpoint and the process it serves."""
+    """One execution environment: a Runtime API endpoint and the process it serves.
 
-    def __init__(self, spec: FunctionSpec, env_for, log_path: Path, cpus: set[int] | None):
+    concurrency: invocations the endpoint lets the process hold at once (see
+    RuntimeApi; > 1 for a process given AWS_LAMBDA_MAX_CONCURRENCY).
+    """
+
+    def __init__(self, spec: FunctionSpec, env_for, log_path: Path, cpus: set[int] | None, concurrency: int = 1):
         self.spec = spec
-        self.api = RuntimeApi(spec.arn).start()
+        self.api = RuntimeApi(spec.arn, concurrency=concurrency).start()
         self.env = env_for(self.api.address)
         self.log_path = log_path
         self.cpus = cpus

@@ -13,6 +13,15 @@ Lambda-Runtime-Invoked-Function-Arn, Lambda-Runtime-Trace-Id.
 Timing: `first_next_at` is when the process first asked for work (the end of
 its init); an invocation runs from just before the event is written to the
 function to when its response body has been read, as Lambda's Duration does.
+
+Concurrency: `invoke` hands out one event and waits for its answer, one at a
+time. For a process that runs several invocations at once (Lambda Managed
+Instances: AWS_LAMBDA_MAX_CONCURRENCY long-poll loops in one process), make
+the endpoint with `concurrency=N` and use `invoke_many` (or `submit` + `wait`):
+the events are queued and each `next` long poll takes the next one.
+`max_in_flight` is the most invocations delivered and not yet answered at any
+one moment. A `next` that arrives while `concurrency` invocations are already
+in flight means one of them was given up: the oldest is marked "abandoned".
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -51,15 +61,23 @@ class Invocation:
 
 
 class RuntimeApi:
-    """One Runtime API endpoint serving one function process."""
+    """One Runtime API endpoint serving one function process.
 
-    def __init__(self, function_arn: str, timeout_s: float = 60.0):
+    concurrency: how many invocations the process may hold at once (1 on
+    classic Lambda; AWS_LAMBDA_MAX_CONCURRENCY on Managed Instances).
+    """
+
+    def __init__(self, function_arn: str, timeout_s: float = 60.0, concurrency: int = 1):
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self.function_arn = function_arn
         self.timeout_s = timeout_s
+        self.concurrency = concurrency
         self._lock = threading.Condition()
-        self._pending: Invocation | None = None
-        self._current: Invocation | None = None
+        self._queue: deque[Invocation] = deque()  # submitted, not yet delivered
+        self._in_flight: dict[str, Invocation] = {}  # delivered, not yet answered (oldest first)
         self._waiting_next = 0
+        self.max_in_flight = 0
         self._closed = False
         self.first_next_at: float | None = None
         self.next_calls = 0
@@ -103,37 +121,91 @@ class RuntimeApi:
         """Wait until the function is blocked in `next` again (its work is done)."""
         deadline = time.monotonic() + timeout_s
         with self._lock:
-            while self._waiting_next == 0:
+            while self._waiting_next == 0 or self._in_flight:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._lock.wait(min(left, POLL_SLICE_S))
         return True
 
+    def wait_pollers(self, n: int, timeout_s: float, alive=lambda: True) -> bool:
+        """Wait until `n` `next` long polls are open at once (all of a
+        concurrent process's loops are asking for work)."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while self._waiting_next < n:
+                left = deadline - time.monotonic()
+                if left <= 0 or not alive():
+                    return False
+                self._lock.wait(min(left, POLL_SLICE_S))
+        return True
+
+    def reset_max_in_flight(self) -> None:
+        """Restart the `max_in_flight` count from what is in flight now."""
+        with self._lock:
+            self.max_in_flight = len(self._in_flight)
+
     def invoke(self, event: bytes, timeout_s: float | None = None, alive=lambda: True) -> Invocation:
+        """Hand out one event and wait for its answer; nothing else may be in flight."""
         timeout_s = self.timeout_s if timeout_s is None else timeout_s
-        now_ms = int(time.time() * 1000)
+        with self._lock:
+            if self._queue or self._in_flight:
+                raise RuntimeError("an invocation is already in flight")
+            inv = self._submit_locked(event, timeout_s)
+        self.wait([inv], timeout_s, alive)
+        return inv
+
+    def invoke_many(self, events: list[bytes], timeout_s: float | None = None, alive=lambda: True) -> list[Invocation]:
+        """Queue all `events` at once, each `next` taking the next one, and wait
+        for every answer (or until `timeout_s`). Returned in the order given."""
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
+        with self._lock:
+            invs = [self._submit_locked(event, timeout_s) for event in events]
+        self.wait(invs, timeout_s, alive)
+        return invs
+
+    def submit(self, event: bytes, timeout_s: float | None = None) -> Invocation:
+        """Queue one event without waiting; `wait` for it (or `inv.done`) later."""
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
+        with self._lock:
+            return self._submit_locked(event, timeout_s)
+
+    def wait(self, invs: list[Invocation], timeout_s: float | None = None, alive=lambda: True) -> bool:
+        """Wait for every invocation in `invs` to end. Those still queued or in
+        flight after `timeout_s` (or once the process has died) are taken back
+        and end as "timeout" (or "crashed"). True if all were answered in time."""
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout_s
+        # Bounded: each pass waits a whole slice or sees one more invocation end.
+        for _ in range(int(timeout_s / POLL_SLICE_S) + len(invs) + 2):
+            if all(inv.done.is_set() for inv in invs):
+                return True
+            if time.monotonic() > deadline or not alive():
+                break
+            next(inv for inv in invs if not inv.done.is_set()).done.wait(POLL_SLICE_S)
+        outcome = "timeout" if alive() else "crashed"
+        with self._lock:
+            unanswered = {inv.request_id for inv in invs if not inv.done.is_set()}
+            self._queue = deque(q for q in self._queue if q.request_id not in unanswered)
+            for inv in invs:
+                if inv.request_id in unanswered:
+                    self._in_flight.pop(inv.request_id, None)
+                    inv.outcome = inv.outcome or outcome
+                    inv.done.set()
+            self._lock.notify_all()
+        return False
+
+    def _submit_locked(self, event: bytes, timeout_s: float) -> Invocation:
+        if self._closed:
+            raise RuntimeError("the Runtime API is closed")
         inv = Invocation(
             request_id=str(uuid.uuid4()),
             body=event,
-            deadline_ms=now_ms + int(timeout_s * 1000),
+            deadline_ms=int(time.time() * 1000) + int(timeout_s * 1000),
             trace_id=_trace_id(),
         )
-        with self._lock:
-            if self._pending is not None or self._current is not None:
-                raise RuntimeError("an invocation is already in flight")
-            self._pending = inv
-            self._lock.notify_all()
-        deadline = time.monotonic() + timeout_s
-        while not inv.done.wait(POLL_SLICE_S):
-            if time.monotonic() > deadline or not alive():
-                with self._lock:
-                    if self._pending is inv:
-                        self._pending = None
-                    if self._current is inv:
-                        self._current = None
-                inv.outcome = inv.outcome or ("timeout" if alive() else "crashed")
-                break
+        self._queue.append(inv)
+        self._lock.notify_all()
         return inv
 
     # -- HTTP side ---------------------------------------------------------
@@ -143,22 +215,23 @@ class RuntimeApi:
             self.next_calls += 1
             if self.first_next_at is None:
                 self.first_next_at = time.perf_counter()
-            if self._current is not None:
-                # A new `next` before a response: the previous invocation is abandoned.
-                self.protocol_errors.append(f"next before response to {self._current.request_id}")
-                self._current.outcome = "abandoned"
-                self._current.done.set()
-                self._current = None
+            if len(self._in_flight) >= self.concurrency:
+                # A new `next` with every slot taken: the oldest invocation was given up.
+                _, oldest = next(iter(self._in_flight.items()))
+                del self._in_flight[oldest.request_id]
+                self.protocol_errors.append(f"next before response to {oldest.request_id}")
+                oldest.outcome = "abandoned"
+                oldest.done.set()
             self._waiting_next += 1
             self._lock.notify_all()
             try:
-                while self._pending is None and not self._closed:
+                while not self._queue and not self._closed:
                     self._lock.wait(POLL_SLICE_S)
                 if self._closed:
                     return
-                inv = self._pending
-                self._pending = None
-                self._current = inv
+                inv = self._queue.popleft()
+                self._in_flight[inv.request_id] = inv
+                self.max_in_flight = max(self.max_in_flight, len(self._in_flight))
             finally:
                 self._waiting_next -= 1
         handler.send_response(200)
@@ -176,16 +249,16 @@ class RuntimeApi:
     def _finish(self, request_id: str, outcome: str, body: bytes, error_type: str | None) -> bool:
         finished = time.perf_counter()
         with self._lock:
-            inv = self._current
-            if inv is None or inv.request_id != request_id:
+            inv = self._in_flight.pop(request_id, None)
+            if inv is None:
                 self.protocol_errors.append(f"{outcome} for unknown request id {request_id}")
                 return False
-            self._current = None
-        inv.finished_at = finished
-        inv.outcome = outcome
-        inv.result = body
-        inv.error_type = error_type
-        inv.done.set()
+            inv.finished_at = finished
+            inv.outcome = outcome
+            inv.result = body
+            inv.error_type = error_type
+            inv.done.set()
+            self._lock.notify_all()
         return True
 
     def _init_error(self, body: bytes) -> None:

@@ -1,4 +1,8 @@
-"""Tests of the harness's own moving parts (no emulator, no functions needed).
+"""Tests of the harness's own moving parts (no emulator needed).
+
+Most need no function either; RustConsumerOnManagedInstancesTest starts the
+release build of the Rust consumer (skipped, saying where it looked, when it
+is not built; point CARGO_TARGET_DIR or BENCH_RUST_BOOTSTRAP at it).
 
 Run: cd bench && .venv/bin/python -m unittest tests/test_harness.py
 (pytest, where it is installed, runs them too).
@@ -9,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import socket
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -19,7 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness import latency_proxy, report, verify  # noqa: E402
+from harness.driver import Profile, Proxy  # noqa: E402
 from harness.events import EventSet  # noqa: E402
+from harness.functions import FunctionProcess, lambda_env, rust_spec  # noqa: E402
 from harness.runtime_api import RuntimeApi  # noqa: E402
 
 
@@ -193,6 +201,150 @@ class RuntimeApiTest(unittest.TestCase):
             conn.close()
         finally:
             api.close()
+
+
+def _fake_function_loop(api: RuntimeApi, invocations: int, work_s: float) -> None:
+    """One `next` loop of a function: take an event, work, answer it; `invocations` times."""
+    conn = http.client.HTTPConnection(api.address, timeout=10)
+    try:
+        for _ in range(invocations):
+            conn.request("GET", "/2018-06-01/runtime/invocation/next")
+            response = conn.getresponse()
+            event = response.read()
+            request_id = response.getheader("Lambda-Runtime-Aws-Request-Id")
+            time.sleep(work_s)
+            conn.request("POST", f"/2018-06-01/runtime/invocation/{request_id}/response", body=event)
+            conn.getresponse().read()
+    finally:
+        conn.close()
+
+
+class RuntimeApiConcurrencyTest(unittest.TestCase):
+    """invoke_many against fake functions with one and with several `next` loops."""
+
+    def _run(self, loops: int, events: int):
+        api = RuntimeApi("arn:aws:lambda:us-east-1:000000000000:function:f", concurrency=4).start()
+        per_loop = events // loops
+        threads = [threading.Thread(target=_fake_function_loop, args=(api, per_loop, 0.2), daemon=True)
+                   for _ in range(loops)]
+        try:
+            for thread in threads:
+                thread.start()
+            self.assertTrue(api.wait_pollers(loops, 5))
+            invs = api.invoke_many([b'{"n":%d}' % i for i in range(events)], timeout_s=10)
+            for thread in threads:
+                thread.join(5)
+        finally:
+            api.close()
+        return api, invs
+
+    def test_several_next_loops_each_get_their_own_event_at_once(self):
+        api, invs = self._run(loops=4, events=4)
+        self.assertEqual([inv.outcome for inv in invs], ["response"] * 4)
+        # Each invocation was answered with its own event (the fake echoes it).
+        self.assertEqual([inv.result for inv in invs], [b'{"n":%d}' % i for i in range(4)])
+        self.assertEqual(api.max_in_flight, 4)
+        self.assertEqual(api.protocol_errors, [])
+        # All four were delivered before the first answer came back.
+        self.assertLess(max(inv.delivered_at for inv in invs), min(inv.finished_at for inv in invs))
+        api.reset_max_in_flight()
+        self.assertEqual(api.max_in_flight, 0)
+
+    def test_one_next_loop_takes_the_queued_events_one_at_a_time(self):
+        api, invs = self._run(loops=1, events=3)
+        self.assertEqual([inv.outcome for inv in invs], ["response"] * 3)
+        self.assertEqual(api.max_in_flight, 1)
+        for earlier, later in zip(invs, invs[1:]):
+            self.assertLessEqual(earlier.finished_at, later.delivered_at)
+
+    def test_unanswered_invocations_time_out_and_leave_nothing_queued(self):
+        api = RuntimeApi("arn:aws:lambda:us-east-1:000000000000:function:f", concurrency=2).start()
+        try:
+            invs = api.invoke_many([b"{}", b"{}"], timeout_s=0.5)
+            self.assertEqual([inv.outcome for inv in invs], ["timeout", "timeout"])
+            # The endpoint is free again for a one-at-a-time caller.
+            thread = threading.Thread(target=_fake_function_loop, args=(api, 1, 0.0), daemon=True)
+            thread.start()
+            self.assertEqual(api.invoke(b"{}", timeout_s=5).outcome, "response")
+            thread.join(5)
+        finally:
+            api.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RustConsumerOnManagedInstancesTest(unittest.TestCase):
+    """The release consumer, started as the bench starts it, against the stub
+    backend (every S3 PutObject and BatchWriteItem answered after DELAY_MS)."""
+
+    DELAY_MS = 200.0
+    BATCHES = 4
+    BATCH_SIZE = 3
+    SLOTS = 4  # what the Runtime API lets the process hold at once, in every test here
+
+    @classmethod
+    def setUpClass(cls):
+        cls.spec = rust_spec(None)
+        if cls.spec.missing:
+            raise unittest.SkipTest(cls.spec.missing)
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="bench-mi-")
+        self.addCleanup(self.tmp.cleanup)
+        self.dir = Path(self.tmp.name)
+        # Nothing is forwarded in stub mode for the calls the consumer makes;
+        # the upstream is a closed port, so anything else fails loudly.
+        self.proxy = Proxy(_free_port(), Profile(self.DELAY_MS, "stub"), self.dir / "proxy.log", None)
+        self.addCleanup(self.proxy.stop)
+
+    def _serve_batches_at_once(self, max_concurrency: str | None):
+        app_env = {
+            "BUCKET_NAME": "bench-mi", "TABLE_NAME": "bench-mi", "RECORDS_PREFIX": "records/",
+            "AWS_ENDPOINT_URL": self.proxy.url, "S3_FORCE_PATH_STYLE": "true", "MAX_CONCURRENCY": "64",
+        }
+        if max_concurrency is not None:
+            app_env["AWS_LAMBDA_MAX_CONCURRENCY"] = max_concurrency
+        home = self.dir / "home"
+        home.mkdir(exist_ok=True)
+        log = self.dir / "consumer.log"
+        fp = FunctionProcess(self.spec, lambda api: lambda_env(self.spec, api, 1769, home, app_env), log, None,
+                             concurrency=self.SLOTS)
+        self.addCleanup(fp.stop)
+        fp.start()
+        _, error = fp.wait_init(30)
+        self.assertIsNone(error, fp.log_tail())
+        if max_concurrency is not None:
+            # Let every loop open its long poll first (a settle, not a requirement:
+            # max_in_flight below is what is checked).
+            fp.api.wait_pollers(int(max_concurrency), 10, alive=fp.alive)
+        events = EventSet(seed=7)
+        batches = [events.get("managed-instances", self.BATCH_SIZE, i) for i in range(self.BATCHES)]
+        invs = fp.api.invoke_many([raw for _, raw in batches], timeout_s=60, alive=fp.alive)
+        for (event, _), inv in zip(batches, invs):
+            failed, problems = verify.check_response(event, inv)
+            self.assertEqual(problems, [], fp.log_tail())
+            self.assertEqual(failed, set(), inv.result)
+        self.assertEqual(fp.api.protocol_errors, [])
+        # The work was done: one PutObject per message, and each batch's items
+        # written (one BatchWriteItem per batch, or more if a flush split it).
+        calls = self.proxy.stats()["by_kind"]
+        self.assertEqual(set(calls), {"S3 PutObject", "BatchWriteItem"}, calls)
+        self.assertEqual(calls["S3 PutObject"], self.BATCHES * self.BATCH_SIZE, calls)
+        self.assertGreaterEqual(calls["BatchWriteItem"], self.BATCHES, calls)
+        return fp.api
+
+    def test_rust_consumer_serves_invocations_concurrently_on_managed_instances(self):
+        api = self._serve_batches_at_once(max_concurrency="4")
+        self.assertEqual(api.max_in_flight, 4)
+
+    def test_rust_consumer_serves_one_invocation_at_a_time_without_max_concurrency(self):
+        # The control: the same endpoint would hand out 4 at once, the process takes 1.
+        api = self._serve_batches_at_once(max_concurrency=None)
+        self.assertEqual(api.max_in_flight, 1)
 
 
 class VerifyTest(unittest.TestCase):
