@@ -4,7 +4,7 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aws_smithy_types::error::display::DisplayErrorContext;
-use pipeline_core::{record_id, rfc3339_millis, s3_key, Body, StoredObject, StoredRecord};
+use pipeline_core::{message_record_id, rfc3339_millis, s3_key, Body, StoredObject, StoredRecord};
 use sqs_batch::{Failure, Message, Processor};
 
 use crate::config::Config;
@@ -51,7 +51,8 @@ impl<O: ObjectStore, R: RecordStore> Processor for Pipeline<O, R> {
             }
         }
         let received_at = rfc3339_millis(message.first_received_ms().unwrap_or_else(epoch_ms_now));
-        let id = record_id(message.id);
+        let key = message.message_attribute(pipeline_core::IDEMPOTENCY_KEY_ATTRIBUTE);
+        let id = message_record_id(message.id, key);
         let key = s3_key(&self.config.records_prefix, &id);
         let object = StoredObject {
             id,

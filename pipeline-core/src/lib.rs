@@ -42,6 +42,47 @@ pub fn record_id(message_id: &str) -> Uuid {
     Uuid::new_v5(&RECORD_NAMESPACE, message_id.as_bytes())
 }
 
+/// Name of the SQS message attribute (type `String`) that carries a
+/// message's idempotency key. The producer sets it; anyone sending straight
+/// to the queue may set it too
+/// (`--message-attributes '{"idempotency-key":{"DataType":"String","StringValue":"k"}}'`).
+pub const IDEMPOTENCY_KEY_ATTRIBUTE: &str = "idempotency-key";
+
+/// Longest idempotency key of one message (the limit of a FIFO
+/// `MessageDeduplicationId`).
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+
+/// Prefix of the name a keyed record id is derived from. SQS message ids are
+/// UUIDs and never contain `:`, so a key-derived id cannot equal an id
+/// derived from a message id.
+const KEY_PREFIX: &str = "idempotency-key:";
+
+/// Record id of a message: from its idempotency key when it has one (so
+/// every copy of a keyed message, however it was resent, is the same
+/// record), from its SQS message id otherwise (see [`record_id`]).
+pub fn message_record_id(message_id: &str, idempotency_key: Option<&str>) -> Uuid {
+    match idempotency_key {
+        Some(key) if !key.is_empty() => {
+            let mut name = String::with_capacity(KEY_PREFIX.len() + key.len());
+            name.push_str(KEY_PREFIX);
+            name.push_str(key);
+            Uuid::new_v5(&RECORD_NAMESPACE, name.as_bytes())
+        }
+        _ => record_id(message_id),
+    }
+}
+
+/// Whether `key` may be an idempotency key or a message group id: 1 to
+/// [`MAX_IDEMPOTENCY_KEY_LEN`] characters, each ASCII alphanumeric or
+/// punctuation (what SQS takes in `MessageDeduplicationId` and
+/// `MessageGroupId`).
+pub fn valid_key(key: &str) -> bool {
+    (1..=MAX_IDEMPOTENCY_KEY_LEN).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b.is_ascii_punctuation())
+}
+
 /// S3 key of the object for a record id, under `prefix` (e.g. `records/`).
 pub fn s3_key(prefix: &str, id: &Uuid) -> String {
     let mut key = String::with_capacity(prefix.len() + 41);
@@ -268,6 +309,31 @@ mod tests {
             record_id("m-1").to_string(),
             "ffed3c40-ced9-5479-a619-beccc737df40"
         );
+    }
+
+    #[test]
+    fn keyed_record_ids_come_from_the_key_and_never_from_the_message_id() {
+        let keyed = message_record_id("m-1", Some("order-7"));
+        assert_eq!(keyed, message_record_id("m-2", Some("order-7")));
+        assert_ne!(keyed, message_record_id("m-1", Some("order-8")));
+        assert_eq!(message_record_id("m-1", None), record_id("m-1"));
+        assert_eq!(message_record_id("m-1", Some("")), record_id("m-1"));
+        // The key "m-1" is not the message id "m-1".
+        assert_ne!(message_record_id("x", Some("m-1")), record_id("m-1"));
+        // Python: uuid.uuid5(uuid.UUID("b421b0b8-fab7-4ead-b809-fc2dff9d3b1a"), "idempotency-key:k-1")
+        assert_eq!(
+            message_record_id("m", Some("k-1")).to_string(),
+            "ec92679b-4b07-54a6-87fc-d35dd01389e4"
+        );
+    }
+
+    #[test]
+    fn keys_are_what_sqs_takes_as_a_deduplication_id() {
+        assert!(valid_key("run-1/vu-2/seq-3"));
+        assert!(!valid_key(""));
+        assert!(!valid_key("has space"));
+        assert!(!valid_key("caf\u{e9}"));
+        assert!(!valid_key(&"k".repeat(MAX_IDEMPOTENCY_KEY_LEN + 1)));
     }
 
     #[test]
