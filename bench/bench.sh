@@ -7,27 +7,17 @@
 # -p consumer`) or point BENCH_RUST_BOOTSTRAP at it; without it the report
 # says so and measures the Python peers only.
 # BENCH_PYTHON picks the interpreter the venvs are made from (default python3).
+# Two venvs, not one: the peers' (python/.venv) mirrors what a Lambda function
+# would ship, boto3 1.44 among it, while the harness's runs the emulator,
+# whose ministack pins botocore < 1.44.
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../infra/tools.sh
+source "$BENCH_DIR/../infra/tools.sh"
 PYTHON="${BENCH_PYTHON:-python3}"
 
-ensure_venv() {
-  local dir="$1" requirements="$2" stamp want
-  stamp="$dir/.bench-stamp"
-  want="$(sha256sum "$requirements" | cut -d' ' -f1) $("$PYTHON" -c 'import sys; print(sys.version.split()[0])')"
-  if [[ -x "$dir/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-    return 0
-  fi
-  echo "bench: creating $dir from $requirements" >&2
-  rm -rf -- "$dir"
-  "$PYTHON" -m venv "$dir"
-  timeout 900 "$dir/bin/python" -m pip install --quiet --disable-pip-version-check \
-    --no-input -r "$requirements"
-  echo "$want" > "$stamp"
-}
-
-ensure_venv "$BENCH_DIR/.venv" "$BENCH_DIR/requirements.txt"
-ensure_venv "$BENCH_DIR/python/.venv" "$BENCH_DIR/python/requirements.txt"
+make_venv "$BENCH_DIR/.venv" "$BENCH_DIR/requirements.txt"
+make_venv "$BENCH_DIR/python/.venv" "$BENCH_DIR/python/requirements.txt"
 
 exec "$BENCH_DIR/.venv/bin/python" "$BENCH_DIR/run.py" "$@"

@@ -1,7 +1,19 @@
 #!/usr/bin/env python3
-"""Check that Lambda zips will run on provided.al2023, and print their sizes.
+"""Write Lambda zips reproducibly; check that they will run on provided.al2023.
 
+    python3 infra/lambda_zip.py pack BINARY ZIP
     python3 infra/lambda_zip.py [--arch x86_64|arm64] [--max-glibc 2.34] ZIP...
+
+`pack` writes ZIP (atomically) holding BINARY as `bootstrap`. Every zip of
+the repository is written by write_zip() below (infra/local/build.sh,
+infra/package.sh, bench/harness/artifacts.py): fixed 1980-01-01 timestamps,
+Unix modes, deflate level 9, so the same input gives the same bytes and a
+redeploy of an unchanged binary has nothing to update. zipfile is the
+library; what is ours is only the fixed metadata Lambda and reproducibility
+need (no zip tool writes a fixed date and mode without options that differ
+between platforms).
+
+Without `pack`, it checks:
 
 Each zip must hold exactly one entry, an executable regular file named
 `bootstrap`: an ELF executable for the architecture whose highest GLIBC_x.y
@@ -15,12 +27,37 @@ Exit 0 when every zip passes, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import os
 import struct
 import sys
 import zipfile
 from pathlib import Path
 
 EM = {62: "x86_64", 183: "arm64"}
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no build time in the bytes
+
+
+def write_zip(dst: Path, entries) -> int:
+    """Write (arcname, bytes, mode) entries in the given order to dst; its size in bytes."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w") as z:
+        for arcname, data, mode in entries:
+            info = zipfile.ZipInfo(arcname, date_time=ZIP_DATE)
+            info.create_system = 3  # Unix, so external_attr carries the mode
+            info.external_attr = ((0o100000 | mode) & 0xFFFF) << 16  # a regular file
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, data, compresslevel=9)
+    os.replace(tmp, dst)
+    return dst.stat().st_size
+
+
+def pack(binary: Path, dst: Path) -> int:
+    """The Lambda zip of one executable: binary stored as `bootstrap`, rwxr-xr-x."""
+    return write_zip(dst, [("bootstrap", Path(binary).read_bytes(), 0o755)])
+
+
 SHT_GNU_VERNEED = 0x6FFFFFFE
 
 
@@ -89,6 +126,11 @@ def check(path: Path, arch: str | None, max_glibc: tuple[int, ...]) -> list[str]
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["pack"]:
+        if len(sys.argv) != 4:
+            sys.exit("usage: lambda_zip.py pack BINARY ZIP")
+        pack(Path(sys.argv[2]), Path(sys.argv[3]))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--arch", choices=sorted(set(EM.values())))
     ap.add_argument("--max-glibc", default="2.34")

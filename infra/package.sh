@@ -26,21 +26,10 @@ command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$TR
 log "cargo zigbuild --release --target $TRIPLE.$GLIBC -p consumer -p producer"
 cargo zigbuild --locked --release --target "$TRIPLE.$GLIBC" -p consumer -p producer
 
-target_dir="$(cargo metadata --format-version 1 --no-deps \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+target_dir="$(cargo_target_dir)"
 mkdir -p "$OUT"
 for fn in consumer producer; do
-  python3 - "$target_dir/$TRIPLE/release/$fn" "$OUT/$fn.zip" <<'PY'
-import os, sys, zipfile
-src, dst = sys.argv[1], sys.argv[2]
-info = zipfile.ZipInfo("bootstrap", date_time=(1980, 1, 1, 0, 0, 0))
-info.create_system = 3                          # Unix: external_attr carries the mode
-info.external_attr = (0o100755 & 0xFFFF) << 16  # regular file, rwxr-xr-x
-info.compress_type = zipfile.ZIP_DEFLATED
-with open(src, "rb") as f, zipfile.ZipFile(dst + ".tmp", "w") as z:
-    z.writestr(info, f.read(), compresslevel=9)
-os.replace(dst + ".tmp", dst)
-PY
+  lambda_zip "$target_dir/$TRIPLE/release/$fn" "$OUT/$fn.zip"
 done
 
 log "Lambda zips (x86_64, provided.al2023 glibc $GLIBC):"

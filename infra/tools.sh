@@ -1,5 +1,8 @@
-# Helpers of the infra scripts (check.sh, package.sh, deploy-aws.sh): pinned
-# tools installed on first use. Source it; do not execute it.
+# The repository's one script library: logging, the pinned-venv helper, the
+# cargo target dir and the Lambda zip writer. Source it; do not execute it.
+# It points nothing at AWS or at the emulator (infra/deploy-aws.sh uses it
+# with real credentials); infra/local/lib.sh sources it and adds the
+# emulator's settings.
 # shellcheck shell=bash
 
 REPO="${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
@@ -9,24 +12,55 @@ CARGO_DENY_VERSION=0.20.2
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 warn() { printf '\033[1;33mwarn:\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
 sha256_file() { python3 -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1"; }
 
-# .venv-infra/<name> from infra/requirements-<name>.txt, rebuilt only when
-# that file (or the python) changes.
-ensure_venv() {
-  local name="$1" req="$REPO/infra/requirements-$1.txt" venv="$VENVS/$1"
-  local want stamp="$VENVS/$1/.requirements.sha256"
-  want="$(sha256_file "$req") $(python3 -c 'import sys; print(sys.version.split()[0])')"
-  if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+# Run "$@" for at most $1 seconds where timeout(1) exists (GNU coreutils);
+# elsewhere (macOS) run it as is.
+with_timeout() {
+  local secs="$1"
+  shift
+  if command -v timeout >/dev/null; then timeout "$secs" "$@"; else "$@"; fi
+}
+
+# make_venv DIR REQUIREMENTS: a venv at DIR holding the pins of REQUIREMENTS,
+# made from $PYTHON (default python3). Nothing is done while DIR's stamp
+# matches (the file's sha256 and the Python version). Otherwise pip installs
+# the file into the existing venv (so a venv in use, e.g. by a running
+# emulator, stays usable), or into a new one when DIR is missing or was made
+# by another Python.
+make_venv() {
+  local dir="$1" req="$2" py="${PYTHON:-python3}" want pyver stamp="$1/.requirements.sha256"
+  command -v "$py" >/dev/null || die "$py not found (set PYTHON=/path/to/python3.10+)"
+  pyver="$("$py" -c 'import sys; print(sys.version.split()[0])')"
+  want="$(sha256_file "$req") $pyver"
+  if [[ -x "$dir/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     return 0
   fi
-  log "installing $name tools into ${venv#"$REPO"/} (pinned in ${req#"$REPO"/})"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" \
+  if [[ ! -x "$dir/bin/python" ]] \
+    || [[ "$("$dir/bin/python" -c 'import sys; print(sys.version.split()[0])' 2>/dev/null)" != "$pyver" ]]; then
+    log "creating ${dir#"$REPO"/} (Python $pyver)"
+    rm -rf -- "$dir"
+    "$py" -m venv "$dir" || die "$py -m venv $dir failed"
+  fi
+  log "installing ${req#"$REPO"/} into ${dir#"$REPO"/}"
+  with_timeout 900 "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$req" \
     || die "pip install of ${req#"$REPO"/} failed"
   echo "$want" >"$stamp"
 }
+
+# .venv-infra/<name> from infra/requirements-<name>.txt.
+ensure_venv() { make_venv "$VENVS/$1" "$REPO/infra/requirements-$1.txt"; }
+
+# Where cargo puts its output (CARGO_TARGET_DIR, .cargo/config, or target/).
+cargo_target_dir() {
+  (cd "$REPO" && cargo metadata --format-version 1 --no-deps) \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'
+}
+
+# lambda_zip BINARY ZIP: the Lambda zip of one executable `bootstrap`,
+# reproducible (infra/lambda_zip.py pack).
+lambda_zip() { python3 "$REPO/infra/lambda_zip.py" pack "$1" "$2"; }
 
 ensure_cargo_deny() {
   if [[ "$(cargo deny --version 2>/dev/null)" == "cargo-deny $CARGO_DENY_VERSION" ]]; then
@@ -35,4 +69,3 @@ ensure_cargo_deny() {
   log "installing cargo-deny $CARGO_DENY_VERSION (cargo install --locked; a few minutes, once)"
   cargo install --locked --quiet "cargo-deny@$CARGO_DENY_VERSION" || die "cargo install cargo-deny failed"
 }
-

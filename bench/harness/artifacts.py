@@ -14,10 +14,17 @@ who pins boto3 (as AWS recommends for production) would deploy them.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import subprocess
-import zipfile
 from pathlib import Path
+
+# The repository's one zip writer (fixed timestamps and modes, deflate 9).
+_spec = importlib.util.spec_from_file_location(
+    "lambda_zip", Path(__file__).resolve().parents[2] / "infra" / "lambda_zip.py"
+)
+lambda_zip = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(lambda_zip)
 
 RUNTIME_PROVIDED = ["boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six"]
 POWERTOOLS_EXTRA = ["aws-lambda-powertools", "typing_extensions"]
@@ -38,14 +45,10 @@ print(json.dumps(out))
 
 
 def _zip(zip_path: Path, entries: list[tuple[str, Path]]) -> int:
-    zip_path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        for arcname, path in sorted(entries):
-            info = zipfile.ZipInfo(arcname, date_time=(2026, 1, 1, 0, 0, 0))
-            info.external_attr = (0o755 if arcname == "bootstrap" else 0o644) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, path.read_bytes(), compresslevel=9)
-    return zip_path.stat().st_size
+    return lambda_zip.write_zip(
+        zip_path,
+        ((arcname, path.read_bytes(), 0o755 if arcname == "bootstrap" else 0o644) for arcname, path in sorted(entries)),
+    )
 
 
 def _dist_files(python: Path, names: list[str]) -> list[tuple[str, Path]]:

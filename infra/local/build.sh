@@ -16,27 +16,13 @@ log "cargo build --release -p consumer -p producer"
 (cd "$REPO" && cargo build --release -p consumer -p producer ${CARGO_BUILD_FLAGS:-}) \
   || die "cargo build failed"
 
-# Where cargo really put the binaries (CARGO_TARGET_DIR, .cargo/config, or target/).
-target_dir="$(cd "$REPO" && cargo metadata --format-version 1 --no-deps \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+target_dir="$(cargo_target_dir)"
 
 for fn in consumer producer; do
   bin="$target_dir/release/$fn"
   [[ -x "$bin" ]] || die "expected binary $bin after the build"
-  # Python's zipfile rather than zip(1): present wherever the venv is, and the
-  # archive is reproducible (fixed timestamp), so an unchanged binary gives an
-  # unchanged zip and `deploy` has nothing to update.
-  python3 - "$bin" "$DIST/$fn.zip" <<'PY'
-import sys, zipfile
-src, dst = sys.argv[1], sys.argv[2]
-info = zipfile.ZipInfo("bootstrap", date_time=(1980, 1, 1, 0, 0, 0))
-info.create_system = 3                       # Unix, so external_attr carries the mode
-info.external_attr = (0o100755 & 0xFFFF) << 16  # regular file, rwxr-xr-x
-info.compress_type = zipfile.ZIP_DEFLATED
-with open(src, "rb") as f, zipfile.ZipFile(dst + ".tmp", "w") as z:
-    z.writestr(info, f.read(), compresslevel=9)
-import os
-os.replace(dst + ".tmp", dst)
-PY
+  # Reproducible (fixed timestamp), so an unchanged binary gives an unchanged
+  # zip and `deploy` has nothing to update.
+  lambda_zip "$bin" "$DIST/$fn.zip"
   log "packaged ${DIST#"$REPO"/}/$fn.zip ($(du -h "$DIST/$fn.zip" | cut -f1), from $bin)"
 done

@@ -1,7 +1,11 @@
-# Shared helpers for infra/local/*.sh. Source it; do not execute it.
+# The local stack's settings on top of the script library (infra/tools.sh:
+# log, die, make_venv, ...), for infra/local/*.sh, tests/run.sh and k6/*.sh.
+# Source it; do not execute it.
 # shellcheck shell=bash
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=../tools.sh
+source "$REPO/infra/tools.sh"
 LOCAL_DIR="$REPO/.local"
 VENV="$REPO/.venv"
 
@@ -28,10 +32,6 @@ export AWS_SECRET_ACCESS_KEY=test
 unset AWS_PROFILE AWS_SESSION_TOKEN
 export AWS_PAGER=""
 
-log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
-warn() { printf '\033[1;33mwarn:\033[0m %s\n' "$*" >&2; }
-die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
-
 # awscli v1 from the venv, always against the emulator.
 awsl() { "$VENV/bin/aws" --endpoint-url "$ENDPOINT" "$@"; }
 
@@ -39,16 +39,6 @@ require_venv() {
   [[ -x "$VENV/bin/aws" && -x "$VENV/bin/ministack" ]] \
     || die "no toolchain in $VENV; run infra/local/venv.sh first"
 }
-
-# Run "$@" for at most $1 seconds where timeout(1) exists (GNU coreutils);
-# elsewhere (macOS) run it as is: the AWS CLI waiters used here are bounded.
-with_timeout() {
-  local secs="$1"
-  shift
-  if command -v timeout >/dev/null; then timeout "$secs" "$@"; else "$@"; fi
-}
-
-sha256_file() { python3 -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1"; }
 
 emulator_healthy() {
   curl -fsS --max-time 2 "$ENDPOINT/_ministack/health" >/dev/null 2>&1
