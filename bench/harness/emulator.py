@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,15 +13,24 @@ REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 
 
+EMULATOR_SH = Path(__file__).resolve().parents[2] / "infra" / "local" / "emulator.sh"
+
+
 class Emulator:
-    """ministack bound to 127.0.0.1:<port>, started and stopped by the harness."""
+    """ministack bound to 127.0.0.1:<port>, started and stopped by the harness.
+
+    Through infra/local/emulator.sh, the repository's one launcher, with the
+    bench's own port, pid file, log, services (S3 and DynamoDB) and Python;
+    an emulator already answering on the port is an error, not reused.
+    """
 
     def __init__(self, port: int, log_path: Path, python: str = sys.executable, cpus: set[int] | None = None):
         self.port = port
         self.log_path = log_path
+        self.pid_path = log_path.with_suffix(".pid")
         self.python = python
         self.cpus = cpus
-        self.proc: subprocess.Popen | None = None
+        self.pid: int | None = None
 
     @property
     def url(self) -> str:
@@ -35,58 +43,44 @@ class Emulator:
         except OSError:
             return False
 
+    def _run(self, command: str, timeout_s: float) -> subprocess.CompletedProcess:
+        env = {
+            **os.environ,
+            "MINISTACK_PORT": str(self.port),
+            "EMULATOR_PID_FILE": str(self.pid_path),
+            "EMULATOR_LOG": str(self.log_path),
+            "EMULATOR_PYTHON": self.python,
+            "EMULATOR_SERVICES": "s3,dynamodb",
+            "EMULATOR_REUSE": "0",
+            "EMULATOR_START_TIMEOUT": str(int(timeout_s)),
+            "MINISTACK_LOG_LEVEL": "WARNING",
+        }
+        return subprocess.run(["bash", str(EMULATOR_SH), command], env=env, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=timeout_s + 30)
+
     def start(self, timeout_s: float = 30.0) -> None:
         if self.healthy():
             raise RuntimeError(
                 f"something already answers on 127.0.0.1:{self.port}; pick another port with --emulator-port"
             )
-        env = {
-            **os.environ,
-            "GATEWAY_PORT": str(self.port),
-            "BIND_HOST": "127.0.0.1",
-            "SERVICES": "s3,dynamodb",
-            "LOG_LEVEL": "WARNING",
-            # Keep S3 data in memory; nothing of a run survives it.
-            "S3_PERSIST": "0",
-            "PERSIST_STATE": "0",
-        }
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [self.python, "-m", "ministack"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
+        done = self._run("start", timeout_s)
+        if done.returncode != 0:
+            self.stop()
+            tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+            raise RuntimeError(f"ministack did not start ({tail}); see {self.log_path}")
+        self.pid = int(self.pid_path.read_text().strip())
         if self.cpus:
             try:
-                os.sched_setaffinity(self.proc.pid, self.cpus)
+                os.sched_setaffinity(self.pid, self.cpus)
             except OSError:
                 pass
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ministack exited with {self.proc.returncode}; see {self.log_path}")
-            if self.healthy():
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"ministack did not become healthy in {timeout_s:.0f}s; see {self.log_path}")
 
     def stop(self) -> None:
-        if self.proc is None:
+        if self.pid is None and not self.pid_path.exists():
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.proc = None
+        self._run("stop", 20)
+        self.pid = None
 
 
 def clients(endpoint: str):

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Run the ministack emulator in the background, bound to 127.0.0.1.
+# Run the ministack emulator in the background, bound to 127.0.0.1: the one
+# launcher, for the local stack (make up, tests) and for the bench
+# (bench/harness/emulator.py runs it with its own port, files and services).
 #   emulator.sh start|stop|status
-# Env: MINISTACK_PORT (default 4566), EMULATOR_START_TIMEOUT (seconds, default 60).
+# Env: MINISTACK_PORT (default 4566), EMULATOR_START_TIMEOUT (seconds, default 60),
+#      MINISTACK_LOG_LEVEL (INFO), EMULATOR_PID_FILE / EMULATOR_LOG
+#      (.local/ministack.pid / .log), EMULATOR_PYTHON (an interpreter with
+#      ministack; default .venv's), EMULATOR_SERVICES (ministack's SERVICES:
+#      all when unset), EMULATOR_REUSE (1: an emulator already answering on
+#      the port is used; 0: that is an error).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PID_FILE="$LOCAL_DIR/ministack.pid"
-LOG_FILE="$LOCAL_DIR/ministack.log"
+PID_FILE="${EMULATOR_PID_FILE:-$LOCAL_DIR/ministack.pid}"
+LOG_FILE="${EMULATOR_LOG:-$LOCAL_DIR/ministack.log}"
 START_TIMEOUT="${EMULATOR_START_TIMEOUT:-60}"
+PY="${EMULATOR_PYTHON:-$VENV/bin/python}"
 
 running_pid() {
   [[ -f "$PID_FILE" ]] || return 1
@@ -21,8 +29,12 @@ running_pid() {
 }
 
 start() {
-  require_venv
-  mkdir -p "$LOCAL_DIR"
+  if [[ -z "${EMULATOR_PYTHON:-}" ]]; then
+    require_venv
+  else
+    "$PY" -c 'import ministack' 2>/dev/null || die "no ministack in $PY (EMULATOR_PYTHON)"
+  fi
+  mkdir -p "$(dirname "$PID_FILE")" "$(dirname "$LOG_FILE")"
   if pid="$(running_pid)"; then
     if emulator_healthy; then
       log "emulator already running (pid $pid) at $ENDPOINT"
@@ -31,6 +43,8 @@ start() {
     die "emulator pid $pid is alive but $ENDPOINT is not healthy; see $LOG_FILE or run: $0 stop"
   fi
   if emulator_healthy; then
+    [[ "${EMULATOR_REUSE:-1}" == 1 ]] \
+      || die "something already answers on 127.0.0.1:$MINISTACK_PORT; pick another port"
     # A ministack answers there (its health route is its own) that another
     # checkout or shell started: use it, and leave stopping it to its owner.
     log "reusing the emulator already running at $ENDPOINT (started elsewhere; stop it there)"
@@ -52,14 +66,17 @@ start() {
     "AWS_ENDPOINT_URL=$ENDPOINT" "AWS_REGION=$AWS_REGION" "AWS_DEFAULT_REGION=$AWS_REGION"
     "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID" "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY"
     "AWS_EC2_METADATA_DISABLED=true"
+    # Nothing of a run survives it (ministack's default, said out loud).
+    "S3_PERSIST=0" "PERSIST_STATE=0"
   )
+  [[ -n "${EMULATOR_SERVICES:-}" ]] && envs+=("SERVICES=$EMULATOR_SERVICES")
   [[ -n "${RUST_LOG:-}" ]] && envs+=("RUST_LOG=$RUST_LOG")
   [[ -n "${RUST_BACKTRACE:-}" ]] && envs+=("RUST_BACKTRACE=$RUST_BACKTRACE")
 
   # A new session (setsid(2), done by Python so it also works on macOS) makes
   # the emulator a process-group leader: stop takes the Lambda worker
   # processes it spawned down with it.
-  env -i "${envs[@]}" "$VENV/bin/python" -c \
+  env -i "${envs[@]}" "$PY" -c \
     'import os, sys; os.setsid(); os.execv(sys.executable, [sys.executable, "-m", "ministack"])' \
     >"$LOG_FILE" 2>&1 </dev/null &
   echo $! >"$PID_FILE"
