@@ -6,6 +6,9 @@
 
 pub mod env;
 
+/// The `uuid` crate this contract's ids are made with.
+pub use uuid;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -248,6 +251,13 @@ pub struct EnqueueResponse {
     pub accepted: Vec<Accepted>,
     /// Messages that are not in the queue; the caller must send them again.
     pub failed: Vec<Rejected>,
+    /// Why nothing was enqueued, when the service itself is at fault
+    /// (e.g. `queue_misconfigured`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Id of the request, to quote to an operator (also the `x-request-id` header).
+    #[serde(default, rename = "requestId", skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// JSON error body for every rejected HTTP request.
@@ -257,6 +267,9 @@ pub struct ErrorBody {
     pub error: String,
     /// Human-readable explanation naming what was wrong.
     pub message: String,
+    /// Id of the request, to quote to an operator.
+    #[serde(default, rename = "requestId", skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Formats milliseconds since the Unix epoch as RFC 3339 UTC with

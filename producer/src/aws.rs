@@ -1,14 +1,21 @@
 //! [`Queue`] and [`Records`] on the AWS SDK clients (feature `aws`).
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::SdkError;
+use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchError;
 use aws_sdk_sqs::types::{
-    MessageSystemAttributeNameForSends, MessageSystemAttributeValue, SendMessageBatchRequestEntry,
+    MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+    SendMessageBatchRequestEntry,
 };
 use lambda_http::RequestExt;
 use pipeline_core::{attr, StoredRecord};
 
 use crate::store::{Entry, EntryFailure, EntryResult, Queue, Records};
-use crate::{AppState, Config, Error};
+use crate::{AppState, Config, Error, ErrorClass, SendError};
 
 /// Builds the state with SDK clients derived from one shared `SdkConfig`.
 pub fn state_from(
@@ -16,7 +23,8 @@ pub fn state_from(
     config: Config,
 ) -> AppState<SqsQueue, DynamoRecords> {
     AppState {
-        queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), config.queue_url.clone()),
+        queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), config.queue_url.clone())
+            .with_attempt_timeout(config.call_attempt_timeout),
         records: DynamoRecords::new(aws_sdk_dynamodb::Client::new(sdk), config.table.clone()),
         config,
     }
@@ -34,11 +42,31 @@ pub fn trace_header(extensions: &axum::http::Extensions) -> Option<String> {
         .filter(|id| !id.is_empty())
 }
 
+/// The Lambda request id of the invocation serving this request.
+pub fn request_id(extensions: &axum::http::Extensions) -> Option<String> {
+    extensions
+        .lambda_context_ref()
+        .map(|ctx| ctx.request_id.clone())
+        .filter(|id| !id.is_empty())
+}
+
+/// The time left before the Lambda invocation serving this request is
+/// killed (its context's deadline); `None` outside Lambda.
+pub fn time_left(extensions: &axum::http::Extensions) -> Option<Duration> {
+    let deadline = extensions.lambda_context_ref()?.deadline;
+    if deadline == 0 {
+        return None;
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+    Some(Duration::from_millis(deadline).saturating_sub(now))
+}
+
 /// [`Queue`] on SQS.
 #[derive(Debug, Clone)]
 pub struct SqsQueue {
     client: aws_sdk_sqs::Client,
     url: String,
+    attempt_timeout: Duration,
 }
 
 impl SqsQueue {
@@ -47,41 +75,78 @@ impl SqsQueue {
         Self {
             client,
             url: url.into(),
+            attempt_timeout: Duration::from_secs(2),
         }
+    }
+
+    /// Limits each HTTP attempt of a call to `limit` (2 s by default).
+    pub fn with_attempt_timeout(mut self, limit: Duration) -> Self {
+        self.attempt_timeout = limit;
+        self
+    }
+}
+
+impl SqsQueue {
+    fn entry(e: &Entry) -> Result<SendMessageBatchRequestEntry, SendError> {
+        let invalid = |err: aws_sdk_sqs::error::BuildError| {
+            SendError::new(ErrorClass::Misconfigured, "InvalidEntry", err)
+        };
+        let mut entry = SendMessageBatchRequestEntry::builder()
+            .id(&e.id)
+            .message_body(&e.body)
+            .set_message_group_id(e.group_id.clone())
+            .set_message_deduplication_id(e.deduplication_id.clone());
+        if let Some(trace) = &e.trace_header {
+            // Lambda's SQS poller links the consumer's trace to this one.
+            let value = MessageSystemAttributeValue::builder()
+                .data_type("String")
+                .string_value(trace)
+                .build()
+                .map_err(invalid)?;
+            entry = entry.message_system_attributes(
+                MessageSystemAttributeNameForSends::AwsTraceHeader,
+                value,
+            );
+        }
+        if let Some(key) = &e.idempotency_key {
+            let value = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(key)
+                .build()
+                .map_err(invalid)?;
+            entry = entry.message_attributes(pipeline_core::IDEMPOTENCY_KEY_ATTRIBUTE, value);
+        }
+        entry.build().map_err(invalid)
     }
 }
 
 impl Queue for SqsQueue {
-    async fn send_batch(&self, entries: &[Entry]) -> Result<Vec<EntryResult>, Error> {
+    async fn send_batch(
+        &self,
+        entries: &[Entry],
+        budget: Duration,
+    ) -> Result<Vec<EntryResult>, SendError> {
         let request = entries
             .iter()
-            .map(|e| {
-                let mut entry = SendMessageBatchRequestEntry::builder()
-                    .id(&e.id)
-                    .message_body(&e.body);
-                if let Some(trace) = &e.trace_header {
-                    // Lambda's SQS poller links the consumer's trace to this one.
-                    let value = MessageSystemAttributeValue::builder()
-                        .data_type("String")
-                        .string_value(trace)
-                        .build()
-                        .map_err(|err| Error::Queue(err.into()))?;
-                    entry = entry.message_system_attributes(
-                        MessageSystemAttributeNameForSends::AwsTraceHeader,
-                        value,
-                    );
-                }
-                entry.build().map_err(|err| Error::Queue(err.into()))
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
+            .map(Self::entry)
+            .collect::<Result<Vec<_>, _>>()?;
+        // The SDK retries throttling, 5xx and connection failures; all its
+        // attempts fit in what this call may take.
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(budget.min(Duration::from_millis(3_100)))
+            .operation_attempt_timeout(budget.min(self.attempt_timeout))
+            .operation_timeout(budget)
+            .build();
         let output = self
             .client
             .send_message_batch()
             .queue_url(&self.url)
             .set_entries(Some(request))
+            .customize()
+            .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(timeouts))
             .send()
             .await
-            .map_err(|err| Error::Queue(err.into()))?;
+            .map_err(classify)?;
         let mut results: Vec<EntryResult> = output
             .successful
             .into_iter()
@@ -97,6 +162,67 @@ impl Queue for SqsQueue {
         }));
         Ok(results)
     }
+}
+
+/// Error codes of a queue that will not work until its configuration is
+/// fixed (AWS's JSON and query names).
+const MISCONFIGURED: &[&str] = &[
+    "QueueDoesNotExist",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "AccessDenied",
+    "AccessDeniedException",
+    "InvalidParameterValue",
+    "InvalidParameterValueException",
+    "InvalidAddress",
+    "InvalidSecurity",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "KmsAccessDenied",
+    "KmsDisabled",
+    "KmsNotFound",
+    "KmsInvalidState",
+    "KmsInvalidKeyUsage",
+    "UnsupportedOperation",
+    "MissingParameter",
+    "ValidationError",
+];
+
+/// Sorts a failed call into [`ErrorClass`]es: throttling, 5xx and
+/// connection failures are retryable, time-outs may have landed, and a
+/// missing queue, denied access or invalid parameters are misconfiguration.
+fn classify(err: SdkError<SendMessageBatchError, HttpResponse>) -> SendError {
+    let class = match &err {
+        SdkError::TimeoutError(_) => ErrorClass::TimedOut,
+        SdkError::DispatchFailure(f) if f.is_timeout() => ErrorClass::TimedOut,
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => ErrorClass::Retryable,
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = service.err().meta().code().unwrap_or_default();
+            let named = |c: &&str| code == *c || code.ends_with(&format!("#{c}"));
+            let throttled = ["Throttl", "RequestThrottled", "OverLimit"]
+                .iter()
+                .any(|t| code.contains(t));
+            if MISCONFIGURED.iter().any(named) || service.err().is_queue_does_not_exist() {
+                ErrorClass::Misconfigured
+            } else if status >= 500 || status == 429 || throttled {
+                ErrorClass::Retryable
+            } else {
+                // Any other 4xx is a request SQS will refuse again as it is.
+                ErrorClass::Misconfigured
+            }
+        }
+        _ => ErrorClass::Retryable,
+    };
+    let code = err
+        .as_service_error()
+        .and_then(|e| e.meta().code())
+        .unwrap_or(match class {
+            ErrorClass::TimedOut => "Timeout",
+            _ => "ConnectionFailed",
+        })
+        .to_owned();
+    SendError::new(class, code, err)
 }
 
 /// [`Records`] on DynamoDB.
@@ -174,15 +300,18 @@ mod tests {
             Entry {
                 id: "0".into(),
                 body: "{}".into(),
-                trace_header: None,
+                ..Entry::default()
             },
             Entry {
                 id: "1".into(),
                 body: "{}".into(),
-                trace_header: None,
+                ..Entry::default()
             },
         ];
-        let mut results = queue.send_batch(&entries).await.expect("call succeeds");
+        let mut results = queue
+            .send_batch(&entries, Duration::from_secs(5))
+            .await
+            .expect("call succeeds");
         results.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(results[0], ("0".into(), Ok("mid-0".into())));
         let failure = results[1].1.clone().expect_err("entry 1 failed");
@@ -231,15 +360,16 @@ mod tests {
                 id: "0".into(),
                 body: "{}".into(),
                 trace_header: Some(TRACE.into()),
+                ..Entry::default()
             },
             Entry {
                 id: "1".into(),
                 body: "{}".into(),
-                trace_header: None,
+                ..Entry::default()
             },
         ];
         SqsQueue::new(client, "q")
-            .send_batch(&entries)
+            .send_batch(&entries, Duration::from_secs(5))
             .await
             .expect("the request carries the trace header on entry 0 only");
         assert_eq!(rule.num_calls(), 1);

@@ -1,5 +1,7 @@
 //! Configuration read once at start-up from the environment.
 
+use std::time::Duration;
+
 use pipeline_core::env::Env;
 
 use crate::Error;
@@ -21,6 +23,19 @@ pub struct Config {
     pub send_max_attempts: u32,
     /// `BIND_ADDR`: where to listen when not running on Lambda.
     pub bind_addr: String,
+    /// `REQUEST_TIMEOUT_MS`: the time a request has when there is no Lambda
+    /// deadline (a plain server); on Lambda the invocation's deadline rules.
+    pub request_timeout: Duration,
+    /// `CALL_ATTEMPT_TIMEOUT_MS`: one HTTP attempt of an SQS or DynamoDB call.
+    pub call_attempt_timeout: Duration,
+    /// `CALL_TIMEOUT_MS`: one whole call, SDK retries included (never more
+    /// than the request has left).
+    pub call_timeout: Duration,
+    /// `DEFAULT_MESSAGE_GROUP`: the `MessageGroupId` of messages sent to a
+    /// FIFO queue without one.
+    pub default_group: String,
+    /// Whether the queue is FIFO (its URL ends in `.fifo`).
+    pub fifo: bool,
 }
 
 impl Config {
@@ -36,8 +51,26 @@ impl Config {
             env.number(name, default as u64, min as u64, max as u64)
                 .map(|v| v as usize)
         };
+        let millis = |name, default: u64, min: u64, max: u64| {
+            env.number(name, default, min, max)
+                .map(Duration::from_millis)
+        };
+        let queue_url = env.required("QUEUE_URL")?;
+        let default_group = env
+            .text("DEFAULT_MESSAGE_GROUP")
+            .unwrap_or_else(|| "default".to_owned());
+        if !pipeline_core::valid_key(&default_group) {
+            return Err(pipeline_core::env::EnvError::Invalid {
+                name: "DEFAULT_MESSAGE_GROUP",
+                reason: format!(
+                    "expected 1-128 ASCII letters, digits or punctuation, got {default_group:?}"
+                ),
+            }
+            .into());
+        }
         Ok(Self {
-            queue_url: env.required("QUEUE_URL")?,
+            fifo: queue_url.ends_with(".fifo"),
+            queue_url,
             table: env.required("TABLE_NAME")?,
             max_messages: number("MAX_MESSAGES_PER_REQUEST", 500, 1, 10_000)?,
             // Lambda's own request payload limit is 6 MB.
@@ -52,6 +85,10 @@ impl Config {
             bind_addr: env
                 .text("BIND_ADDR")
                 .unwrap_or_else(|| "127.0.0.1:3000".to_owned()),
+            request_timeout: millis("REQUEST_TIMEOUT_MS", 10_000, 100, 900_000)?,
+            call_attempt_timeout: millis("CALL_ATTEMPT_TIMEOUT_MS", 2_000, 50, 60_000)?,
+            call_timeout: millis("CALL_TIMEOUT_MS", 5_000, 50, 900_000)?,
+            default_group,
         })
     }
 

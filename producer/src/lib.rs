@@ -11,18 +11,21 @@ pub mod send;
 pub mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::{header, request::Parts, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use pipeline_core::{record_id, MAX_SQS_MESSAGE_BYTES};
 use serde_json::value::RawValue;
+use tokio::time::Instant;
 
 pub use config::Config;
-pub use error::{ApiError, BoxError, Error};
+pub use error::{ApiError, BoxError, Error, ErrorClass, SendError};
 pub use store::{Entry, EntryFailure, EntryResult, Queue, Records};
 
 #[cfg(feature = "aws")]
@@ -43,10 +46,11 @@ pub struct AppState<Q, R> {
 pub fn app<Q: Queue, R: Records>(state: Arc<AppState<Q, R>>) -> Router {
     Router::new()
         .route("/messages", post(post_messages::<Q, R>))
-        .route("/messages/{message_id}", get(get_message::<Q, R>))
+        .route("/messages/{id}", get(get_message::<Q, R>))
         .route("/health", get(health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(request_id_layer))
         .with_state(state)
 }
 
@@ -90,28 +94,113 @@ impl<S: Send + Sync> FromRequestParts<S> for TraceHeader {
     }
 }
 
+/// The id of the request (the Lambda request id, else a random UUID), put
+/// in the request's extensions by the [`app`]'s middleware.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+/// Name of the header every answer carries the [`RequestId`] in.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Request header naming the request's idempotency key.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// Request header naming the message group of the request's messages.
+pub const MESSAGE_GROUP_HEADER: &str = "message-group-id";
+/// Top-level field of a message that holds its own idempotency key.
+pub const IDEMPOTENCY_KEY_FIELD: &str = "idempotencyKey";
+/// Top-level field of a message that holds its own message group.
+pub const MESSAGE_GROUP_FIELD: &str = "messageGroupId";
+
+async fn request_id_layer(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    #[cfg(feature = "aws")]
+    let lambda_id = aws::request_id(request.extensions());
+    #[cfg(not(feature = "aws"))]
+    let lambda_id: Option<String> = None;
+    let id = lambda_id.unwrap_or_else(|| pipeline_core::uuid::Uuid::new_v4().to_string());
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = tracing::Instrument::instrument(next.run(request), span).await;
+    if let Ok(value) = id.parse() {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+/// When the request must be answered by: the Lambda invocation's deadline
+/// (from its context), else `REQUEST_TIMEOUT_MS` from its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestDeadline(pub Instant);
+
+impl<Q: Queue, R: Records> FromRequestParts<Arc<AppState<Q, R>>> for RequestDeadline {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState<Q, R>>,
+    ) -> Result<Self, Self::Rejection> {
+        #[cfg(feature = "aws")]
+        let lambda = aws::time_left(&parts.extensions);
+        #[cfg(not(feature = "aws"))]
+        let lambda: Option<Duration> = {
+            let _ = parts;
+            None
+        };
+        let left = lambda.unwrap_or(state.config.request_timeout);
+        Ok(Self(Instant::now() + left))
+    }
+}
+
+/// The time kept back from a request's deadline to answer it: 10% of what
+/// it has, at least 200 ms, at most 1 s (half of it for very short ones).
+pub fn answer_margin(left: Duration) -> Duration {
+    (left / 10)
+        .clamp(Duration::from_millis(200), Duration::from_secs(1))
+        .min(left / 2)
+}
+
 async fn post_messages<Q: Queue, R: Records>(
     State(state): State<Arc<AppState<Q, R>>>,
     TraceHeader(trace_header): TraceHeader,
+    RequestDeadline(deadline): RequestDeadline,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let config = &state.config;
     check_content_type(&headers)?;
+    let header_key = header_value(&headers, IDEMPOTENCY_KEY_HEADER, "invalid_idempotency_key")?;
+    let header_group = header_value(&headers, MESSAGE_GROUP_HEADER, "invalid_message_group")?;
     let bytes = read_body(&headers, body, config.max_request_bytes).await?;
-    let bodies = parse_messages(&bytes, config.max_messages)?;
-    let result = send::send_all(
-        &state.queue,
-        &bodies,
-        config.send_concurrency,
-        config.send_max_attempts,
-        trace_header.as_deref(),
-    )
-    .await;
+    let (bodies, is_array) = parse_request(&bytes, config.max_messages)?;
+    let messages = outgoing(
+        bodies,
+        is_array,
+        header_key.as_deref(),
+        header_group.as_deref(),
+        config,
+    )?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let options = send::SendOptions {
+        concurrency: config.send_concurrency,
+        max_attempts: config.send_max_attempts,
+        call_timeout: config.call_timeout,
+        deadline: deadline - answer_margin(left),
+        trace_header: trace_header.as_deref(),
+    };
+    let mut result = send::send_all(&state.queue, &messages, options).await;
+    let misconfigured = result
+        .failed
+        .iter()
+        .any(|f| f.code == ErrorClass::Misconfigured.code());
     let status = if result.failed.is_empty() {
         StatusCode::ACCEPTED
     } else if !result.accepted.is_empty() {
         StatusCode::MULTI_STATUS
+    } else if misconfigured {
+        result.error = Some(ErrorClass::Misconfigured.code().to_owned());
+        StatusCode::INTERNAL_SERVER_ERROR
     } else if result.failed.iter().any(|f| f.retryable) {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -121,37 +210,151 @@ async fn post_messages<Q: Queue, R: Records>(
         tracing::warn!(
             accepted = result.accepted.len(),
             failed = result.failed.len(),
+            status = status.as_u16(),
             "messages not enqueued"
         );
     }
+    result.request_id = Some(request_id);
     Ok((status, Json(result)).into_response())
+}
+
+/// A header's value, checked as a key (1-128 ASCII letters, digits or
+/// punctuation); `None` when absent.
+fn header_value(
+    headers: &HeaderMap,
+    name: &str,
+    code: &'static str,
+) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(name) else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(text) if pipeline_core::valid_key(text) => Ok(Some(text.to_owned())),
+        _ => Err(ApiError::bad_request(
+            code,
+            format!(
+                "the {name} header must be 1 to {} ASCII letters, digits or punctuation",
+                pipeline_core::MAX_IDEMPOTENCY_KEY_LEN
+            ),
+        )),
+    }
+}
+
+/// The top-level fields of a message the producer reads.
+#[derive(serde::Deserialize)]
+struct Fields<'a> {
+    #[serde(rename = "idempotencyKey", borrow, default)]
+    key: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "messageGroupId", borrow, default)]
+    group: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Each message with its key and group: a message's own fields first, then
+/// what the headers say (message `i` of an array gets the key `<key>/<i>`);
+/// on FIFO queues a group always (the default one if none is given) and a
+/// deduplication id (the key, else a random one kept across our retries).
+fn outgoing(
+    bodies: Vec<String>,
+    is_array: bool,
+    header_key: Option<&str>,
+    header_group: Option<&str>,
+    config: &Config,
+) -> Result<Vec<send::Outgoing>, ApiError> {
+    bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let fields: Fields<'_> = serde_json::from_str(&body).map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_field",
+                    format!(
+                        "message {i}: {IDEMPOTENCY_KEY_FIELD} and {MESSAGE_GROUP_FIELD} must be strings ({e})"
+                    ),
+                )
+            })?;
+            let checked = |value: Option<std::borrow::Cow<'_, str>>, field: &str, code| {
+                match value {
+                    Some(v) if pipeline_core::valid_key(&v) => Ok(Some(v.into_owned())),
+                    Some(_) => Err(ApiError::bad_request(
+                        code,
+                        format!(
+                            "message {i}: {field} must be 1 to {} ASCII letters, digits or punctuation",
+                            pipeline_core::MAX_IDEMPOTENCY_KEY_LEN
+                        ),
+                    )),
+                    None => Ok(None),
+                }
+            };
+            let own_key = checked(fields.key, IDEMPOTENCY_KEY_FIELD, "invalid_idempotency_key")?;
+            let own_group = checked(fields.group, MESSAGE_GROUP_FIELD, "invalid_message_group")?;
+            let key = match (own_key, header_key) {
+                (Some(k), _) => Some(k),
+                (None, Some(k)) if is_array => {
+                    let derived = format!("{k}/{i}");
+                    if !pipeline_core::valid_key(&derived) {
+                        return Err(ApiError::bad_request(
+                            "invalid_idempotency_key",
+                            format!(
+                                "the key of message {i}, {IDEMPOTENCY_KEY_HEADER} + \"/{i}\", is longer than {} characters",
+                                pipeline_core::MAX_IDEMPOTENCY_KEY_LEN
+                            ),
+                        ));
+                    }
+                    Some(derived)
+                }
+                (None, Some(k)) => Some(k.to_owned()),
+                (None, None) => None,
+            };
+            let mut group = own_group.or_else(|| header_group.map(str::to_owned));
+            let mut deduplication_id = None;
+            if config.fifo {
+                group.get_or_insert_with(|| config.default_group.clone());
+                deduplication_id = Some(key.clone().unwrap_or_else(|| {
+                    pipeline_core::uuid::Uuid::new_v4().simple().to_string()
+                }));
+            }
+            Ok(send::Outgoing {
+                body,
+                key,
+                group,
+                deduplication_id,
+            })
+        })
+        .collect()
 }
 
 async fn get_message<Q: Queue, R: Records>(
     State(state): State<Arc<AppState<Q, R>>>,
-    Path(message_id): Path<String>,
+    Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if message_id.is_empty() || message_id.len() > 128 {
+    if id.is_empty() || id.len() > 128 {
         return Err(ApiError::bad_request(
             "invalid_message_id",
-            "messageId must be 1 to 128 characters",
+            "the id must be 1 to 128 characters",
         ));
     }
-    let id = record_id(&message_id).to_string();
-    match state.records.get(&id).await {
-        Ok(Some(record)) => Ok(Json(record).into_response()),
-        Ok(None) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no record for message {message_id} yet (record id {id})"),
-        )),
-        Err(err) => Err(ApiError::new(
+    let upstream = |err: Error| {
+        tracing::error!(error = %aws_smithy_types::error::display::DisplayErrorContext(&err), "GetItem failed");
+        ApiError::new(
             StatusCode::BAD_GATEWAY,
             "upstream_error",
-            format!(
-                "reading the record failed: {}",
-                aws_smithy_types::error::display::DisplayErrorContext(&err)
-            ),
+            "reading the record failed; try again",
+        )
+    };
+    // A record id (what the 202 answered as `id`, keyed or not) first, then
+    // the record of the SQS message with this id (unkeyed messages).
+    if pipeline_core::uuid::Uuid::try_parse(&id).is_ok() {
+        if let Some(record) = state.records.get(&id).await.map_err(upstream)? {
+            return Ok(Json(record).into_response());
+        }
+    }
+    let derived = record_id(&id).to_string();
+    match state.records.get(&derived).await.map_err(upstream)? {
+        Some(record) => Ok(Json(record).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no record {id} (nor of message {id}, record id {derived}) yet"),
         )),
     }
 }
@@ -215,6 +418,11 @@ async fn read_body(
 /// size limit and made only of characters SQS accepts. Each message is kept
 /// byte for byte as sent.
 pub fn parse_messages(bytes: &[u8], max_messages: usize) -> Result<Vec<String>, ApiError> {
+    parse_request(bytes, max_messages).map(|(messages, _)| messages)
+}
+
+/// [`parse_messages`], and whether the body was an array.
+fn parse_request(bytes: &[u8], max_messages: usize) -> Result<(Vec<String>, bool), ApiError> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         ApiError::bad_request(
             "invalid_utf8",
@@ -231,13 +439,8 @@ pub fn parse_messages(bytes: &[u8], max_messages: usize) -> Result<Vec<String>, 
         ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}"))
     };
     let raw: &RawValue = serde_json::from_str(text).map_err(malformed)?;
-    if let Some(at) = pipeline_core::nests_deeper_than(raw.get(), MAX_JSON_DEPTH) {
-        return Err(ApiError::bad_request(
-            "malformed_json",
-            format!("JSON nests deeper than {MAX_JSON_DEPTH} levels (at byte {at})"),
-        ));
-    }
     let raw = raw.get();
+    let is_array = raw.starts_with('[');
     let messages: Vec<&str> = match raw.as_bytes().first() {
         Some(b'{') => vec![raw],
         Some(b'[') => {
@@ -279,6 +482,15 @@ pub fn parse_messages(bytes: &[u8], max_messages: usize) -> Result<Vec<String>, 
                 ),
             ));
         }
+        // The limit is each message's: the array around them is not stored.
+        if let Some(at) = pipeline_core::nests_deeper_than(message, MAX_JSON_DEPTH) {
+            return Err(ApiError::bad_request(
+                "malformed_json",
+                format!(
+                    "message {i} nests deeper than {MAX_JSON_DEPTH} levels (at byte {at} of it)"
+                ),
+            ));
+        }
         if message.len() > MAX_SQS_MESSAGE_BYTES {
             return Err(ApiError::too_large(
                 "message_too_large",
@@ -303,7 +515,7 @@ pub fn parse_messages(bytes: &[u8], max_messages: usize) -> Result<Vec<String>, 
             ));
         }
     }
-    Ok(messages.into_iter().map(str::to_owned).collect())
+    Ok((messages.into_iter().map(str::to_owned).collect(), is_array))
 }
 
 /// Deepest nesting of arrays and objects accepted: what the consumer can
@@ -335,7 +547,11 @@ mod tests {
     struct TraceQueue(Mutex<Vec<Option<String>>>);
 
     impl Queue for TraceQueue {
-        async fn send_batch(&self, entries: &[Entry]) -> Result<Vec<EntryResult>, Error> {
+        async fn send_batch(
+            &self,
+            entries: &[Entry],
+            _: Duration,
+        ) -> Result<Vec<EntryResult>, SendError> {
             let mut seen = self.0.lock().expect("lock");
             seen.extend(entries.iter().map(|e| e.trace_header.clone()));
             Ok(entries

@@ -18,11 +18,10 @@ fn main() -> Result<(), lambda_http::Error> {
 async fn run(on_lambda: bool) -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = producer::Config::from_env()?;
-    // Until the request deadline budget lands (issue 9), fixed limits: no
-    // SendMessageBatch or GetItem waits past the function's timeout.
+    // Each SendMessageBatch call narrows these to what its request has left.
     let sdk = pipeline_aws::sdk_config(pipeline_aws::CallTimeouts {
-        attempt: std::time::Duration::from_secs(2),
-        operation: std::time::Duration::from_secs(5),
+        attempt: config.call_attempt_timeout,
+        operation: config.call_timeout,
     })
     .await;
     let bind_addr = config.bind_addr.clone();

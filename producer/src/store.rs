@@ -2,13 +2,14 @@
 //! implementations are in [`crate::aws`].
 
 use std::future::Future;
+use std::time::Duration;
 
 use pipeline_core::StoredRecord;
 
-use crate::Error;
+use crate::{Error, SendError};
 
 /// One entry of a SendMessageBatch call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Entry {
     /// Id of the entry within its call.
     pub id: String,
@@ -17,6 +18,13 @@ pub struct Entry {
     /// X-Ray trace header of the request, sent as the `AWSTraceHeader`
     /// system attribute so the consumer's trace continues the producer's.
     pub trace_header: Option<String>,
+    /// The idempotency key, sent as the
+    /// [`pipeline_core::IDEMPOTENCY_KEY_ATTRIBUTE`] message attribute.
+    pub idempotency_key: Option<String>,
+    /// `MessageGroupId`: the FIFO group, or the fair-queue tenant.
+    pub group_id: Option<String>,
+    /// `MessageDeduplicationId` (FIFO queues only).
+    pub deduplication_id: Option<String>,
 }
 
 /// Why SQS did not take an entry.
@@ -24,7 +32,7 @@ pub struct Entry {
 pub struct EntryFailure {
     /// SQS error code.
     pub code: String,
-    /// SQS error message.
+    /// SQS error message (for the log only: it may name resources).
     pub message: String,
     /// Whether the caller's request was at fault (not worth retrying).
     pub sender_fault: bool,
@@ -35,11 +43,13 @@ pub type EntryResult = (String, Result<String, EntryFailure>);
 
 /// Where messages are sent.
 pub trait Queue: Send + Sync + 'static {
-    /// Sends up to 10 entries in one call; answers per entry id.
+    /// Sends up to 10 entries in one call, giving up after `budget` (SDK
+    /// retries included); answers per entry id.
     fn send_batch(
         &self,
         entries: &[Entry],
-    ) -> impl Future<Output = Result<Vec<EntryResult>, Error>> + Send;
+        budget: Duration,
+    ) -> impl Future<Output = Result<Vec<EntryResult>, SendError>> + Send;
 }
 
 /// Where stored records are looked up.

@@ -2,35 +2,73 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use pipeline_core::{record_id, EnqueueResponse, ErrorBody, StoredRecord};
-use producer::{app, AppState, Config, Entry, EntryFailure, EntryResult, Error, Queue, Records};
+use pipeline_core::{message_record_id, record_id, EnqueueResponse, ErrorBody, StoredRecord};
+use producer::{
+    app, AppState, Config, Entry, EntryFailure, EntryResult, Error, ErrorClass, Queue, Records,
+    SendError,
+};
 use tower::ServiceExt;
 
 /// Records every entry it is asked to send; bodies containing a marker fail.
 #[derive(Default)]
 struct MemQueue {
     sent: Mutex<Vec<String>>,
+    entries: Mutex<Vec<Entry>>,
     calls: Mutex<Vec<usize>>,
     attempts: Mutex<HashMap<String, u32>>,
     down: bool,
+    /// Every call fails whole with this class and AWS-style detail.
+    error: Option<(ErrorClass, &'static str, &'static str)>,
+    /// Calls whose entries hold this text never answer.
+    stall_on: Option<&'static str>,
+    /// How long each call takes.
+    latency: Duration,
 }
 
 impl MemQueue {
     fn sent(&self) -> Vec<String> {
         self.sent.lock().expect("lock").clone()
     }
+
+    fn entries(&self) -> Vec<Entry> {
+        self.entries.lock().expect("lock").clone()
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.lock().expect("lock").len()
+    }
 }
 
 impl Queue for MemQueue {
-    async fn send_batch(&self, entries: &[Entry]) -> Result<Vec<EntryResult>, Error> {
+    async fn send_batch(
+        &self,
+        entries: &[Entry],
+        _budget: Duration,
+    ) -> Result<Vec<EntryResult>, SendError> {
         self.calls.lock().expect("lock").push(entries.len());
         assert!(entries.len() <= 10, "SQS takes at most 10 entries");
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        if let Some(text) = self.stall_on {
+            if entries.iter().any(|e| e.body.contains(text)) {
+                std::future::pending::<()>().await;
+            }
+        }
         if self.down {
-            return Err(Error::Queue("connection refused".into()));
+            return Err(SendError::new(
+                ErrorClass::Retryable,
+                "ConnectionFailed",
+                "connection refused",
+            ));
+        }
+        if let Some((class, code, detail)) = self.error {
+            return Err(SendError::new(class, code, detail));
         }
         let mut out = Vec::new();
         for e in entries {
@@ -42,7 +80,7 @@ impl Queue for MemQueue {
             };
             let fail = |code: &str, sender_fault| EntryFailure {
                 code: code.into(),
-                message: "injected".into(),
+                message: "injected for arn:aws:sqs:us-east-1:123456789012:q".into(),
                 sender_fault,
             };
             if e.body.contains("fail-always") || (e.body.contains("fail-once") && tries == 1) {
@@ -54,6 +92,7 @@ impl Queue for MemQueue {
             } else {
                 let mut sent = self.sent.lock().expect("lock");
                 sent.push(e.body.clone());
+                self.entries.lock().expect("lock").push(e.clone());
                 out.push((e.id.clone(), Ok(format!("mid-{}", sent.len()))));
             }
         }
@@ -204,7 +243,8 @@ async fn queue_down_is_503_with_every_entry_failed() {
 async fn bad_requests_get_a_clear_json_error_and_nothing_is_enqueued() {
     let big = format!(r#"{{"x":"{}"}}"#, "a".repeat(1024 * 1024));
     let too_many = format!("[{}]", vec!["{}"; 51].join(","));
-    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    // An array holding a message nested too deep (the limit is the message's).
+    let deep = format!(r#"[{{"a":{}{}}}]"#, "[".repeat(200), "]".repeat(200));
     let deep_object = format!(r#"{{"a":{}1{}}}"#, "[".repeat(300), "]".repeat(300));
     let huge_request = format!(
         "[{}]",
@@ -421,4 +461,433 @@ async fn brackets_inside_strings_do_not_count_as_nesting() {
     let (status, body) = call(&s, post(message.clone())).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(s.queue.sent(), vec![message]);
+}
+
+fn post_with(body: impl Into<Body>, headers: &[(&str, &str)]) -> Request<Body> {
+    let mut request = Request::post("/messages").header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(body.into()).expect("request")
+}
+
+fn fifo_state() -> S {
+    let s = state();
+    let mut config = s.config.clone();
+    config.queue_url = "http://queue/orders.fifo".into();
+    config.fifo = true;
+    Arc::new(AppState {
+        queue: MemQueue::default(),
+        records: MemRecords::default(),
+        config,
+    })
+}
+
+fn failing(class: ErrorClass, code: &'static str, detail: &'static str) -> S {
+    state_with(
+        MemQueue {
+            error: Some((class, code, detail)),
+            ..Default::default()
+        },
+        MemRecords::default(),
+    )
+}
+
+#[tokio::test]
+async fn an_idempotency_key_header_keys_each_message_and_fixes_its_record_id() {
+    let s = state();
+    let request = || {
+        post_with(
+            r#"[{"n":0},{"n":1},{"n":2}]"#,
+            &[("Idempotency-Key", "req-7")],
+        )
+    };
+    let (status, body) = call(&s, request()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let first: EnqueueResponse = serde_json::from_value(body).expect("response");
+    let keys: Vec<Option<String>> = s
+        .queue
+        .entries()
+        .iter()
+        .map(|e| e.idempotency_key.clone())
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            Some("req-7/0".into()),
+            Some("req-7/1".into()),
+            Some("req-7/2".into())
+        ]
+    );
+    for a in &first.accepted {
+        let key = format!("req-7/{}", a.index);
+        assert_eq!(
+            a.id,
+            message_record_id(&a.message_id, Some(&key)).to_string()
+        );
+        assert_ne!(a.id, record_id(&a.message_id).to_string());
+    }
+    // A resend (after a lost answer) gets new message ids but the same records.
+    let (_, body) = call(&s, request()).await;
+    let again: EnqueueResponse = serde_json::from_value(body).expect("response");
+    let ids = |r: &EnqueueResponse| r.accepted.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+    assert_ne!(first.accepted[0].message_id, again.accepted[0].message_id);
+    assert_eq!(ids(&first), ids(&again));
+}
+
+#[tokio::test]
+async fn a_single_object_takes_the_header_key_as_is_and_a_field_key_wins() {
+    let s = state();
+    let (status, _) = call(&s, post_with(r#"{"n":0}"#, &[("Idempotency-Key", "k")])).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = call(
+        &s,
+        post_with(
+            r#"[{"n":1,"idempotencyKey":"own"},{"n":2}]"#,
+            &[("Idempotency-Key", "req")],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = call(&s, post(r#"{"n":3}"#)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let keys: Vec<Option<String>> = s
+        .queue
+        .entries()
+        .iter()
+        .map(|e| e.idempotency_key.clone())
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            Some("k".into()),
+            Some("own".into()),
+            Some("req/1".into()),
+            None
+        ]
+    );
+}
+
+#[tokio::test]
+async fn bad_keys_and_groups_are_refused_and_nothing_is_enqueued() {
+    let s = state();
+    let long = "k".repeat(129);
+    let near = "k".repeat(127);
+    let cases: Vec<(&str, Request<Body>, &str)> = vec![
+        (
+            "space in the header",
+            post_with("{}", &[("Idempotency-Key", "a b")]),
+            "invalid_idempotency_key",
+        ),
+        (
+            "header too long",
+            post_with("{}", &[("Idempotency-Key", &long)]),
+            "invalid_idempotency_key",
+        ),
+        (
+            "derived key too long",
+            post_with("[{},{}]", &[("Idempotency-Key", &near)]),
+            "invalid_idempotency_key",
+        ),
+        (
+            "field not a string",
+            post(r#"{"idempotencyKey":7}"#),
+            "invalid_field",
+        ),
+        (
+            "empty field",
+            post(r#"{"idempotencyKey":""}"#),
+            "invalid_idempotency_key",
+        ),
+        (
+            "bad group",
+            post_with("{}", &[("Message-Group-Id", "t\u{e9}")]),
+            "invalid_message_group",
+        ),
+        (
+            "bad group field",
+            post(r#"{"messageGroupId":"a b"}"#),
+            "invalid_message_group",
+        ),
+    ];
+    for (what, request, code) in cases {
+        let (status, body) = call(&s, request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {body}");
+        assert_eq!(error_code(&body), code, "{what}");
+    }
+    assert_eq!(s.queue.calls(), 0, "nothing was sent");
+}
+
+#[tokio::test]
+async fn fifo_messages_get_a_group_and_a_deduplication_id() {
+    let s = fifo_state();
+    let (status, body) = call(
+        &s,
+        post(r#"[{"n":0},{"n":1,"idempotencyKey":"k1"},{"n":2,"messageGroupId":"tenant-b"}]"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, _) = call(
+        &s,
+        post_with(r#"{"n":3}"#, &[("Message-Group-Id", "tenant-a")]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let e = s.queue.entries();
+    let groups: Vec<Option<&str>> = e.iter().map(|e| e.group_id.as_deref()).collect();
+    assert_eq!(
+        groups,
+        vec![
+            Some("default"),
+            Some("default"),
+            Some("tenant-b"),
+            Some("tenant-a")
+        ]
+    );
+    assert_eq!(
+        e[1].deduplication_id.as_deref(),
+        Some("k1"),
+        "the key deduplicates"
+    );
+    let unkeyed: Vec<&str> = [&e[0], &e[2], &e[3]]
+        .iter()
+        .map(|e| {
+            e.deduplication_id
+                .as_deref()
+                .expect("every FIFO message has one")
+        })
+        .collect();
+    assert!(unkeyed.iter().all(|d| pipeline_core::valid_key(d)));
+    assert!(
+        unkeyed[0] != unkeyed[1] && unkeyed[1] != unkeyed[2],
+        "{unkeyed:?}"
+    );
+}
+
+#[tokio::test]
+async fn standard_queues_get_a_group_only_as_a_fair_queue_tenant_and_no_deduplication_id() {
+    let s = state();
+    let (status, _) = call(
+        &s,
+        post_with(
+            r#"[{"n":0},{"n":1,"messageGroupId":"b"}]"#,
+            &[("Message-Group-Id", "a")],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = call(&s, post(r#"{"n":2}"#)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let e = s.queue.entries();
+    let groups: Vec<Option<&str>> = e.iter().map(|e| e.group_id.as_deref()).collect();
+    assert_eq!(groups, vec![Some("a"), Some("b"), None]);
+    assert!(e.iter().all(|e| e.deduplication_id.is_none()));
+}
+
+const ARN_DETAIL: &str = "User: arn:aws:sts::123456789012:assumed-role/producer/x is not authorized to perform: sqs:sendmessage on resource: arn:aws:sqs:us-east-1:123456789012:q";
+
+#[tokio::test]
+async fn a_misconfigured_queue_is_500_not_retryable_not_retried_and_names_no_account() {
+    for (code, detail) in [
+        ("AccessDenied", ARN_DETAIL),
+        ("AWS.SimpleQueueService.NonExistentQueue", "The specified queue does not exist for this wsdl version. arn:aws:sqs:us-east-1:123456789012:q"),
+    ] {
+        let s = failing(ErrorClass::Misconfigured, code, detail);
+        let items: Vec<String> = (0..15).map(|i| format!(r#"{{"n":{i}}}"#)).collect();
+        let (status, body) = call(&s, post(format!("[{}]", items.join(",")))).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+        assert_eq!(body["error"], "queue_misconfigured");
+        let r: EnqueueResponse = serde_json::from_value(body.clone()).expect("response");
+        assert!(r.accepted.is_empty());
+        assert_eq!(r.failed.len(), 15);
+        assert!(r.failed.iter().all(|f| !f.retryable && f.code == "queue_misconfigured"));
+        assert_eq!(s.queue.calls(), 2, "one call per chunk, none retried");
+        let text = body.to_string();
+        assert!(!text.contains("123456789012") && !text.contains("arn:"), "{text}");
+        assert!(r.request_id.is_some_and(|id| !id.is_empty()), "a request id to quote");
+    }
+}
+
+#[tokio::test]
+async fn throttling_is_503_retryable_and_left_to_the_sdks_retries() {
+    let s = failing(ErrorClass::Retryable, "ThrottlingException", ARN_DETAIL);
+    let (status, body) = call(&s, post(r#"[{"a":1},{"b":2}]"#)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let r: EnqueueResponse = serde_json::from_value(body.clone()).expect("response");
+    assert!(r
+        .failed
+        .iter()
+        .all(|f| f.retryable && f.code == "queue_unavailable"));
+    assert_eq!(
+        s.queue.calls(),
+        1,
+        "a whole-call error is not retried on top of the SDK"
+    );
+    assert!(!body.to_string().contains("123456789012"), "{body}");
+}
+
+#[tokio::test]
+async fn entry_failures_carry_the_code_but_never_sqs_text() {
+    let s = state();
+    let (status, body) = call(
+        &s,
+        post(r#"[{"ok":1},{"fail-always":1},{"sender-fault":1}]"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::MULTI_STATUS);
+    let r: EnqueueResponse = serde_json::from_value(body.clone()).expect("response");
+    let codes: Vec<&str> = r.failed.iter().map(|f| f.code.as_str()).collect();
+    assert_eq!(codes, vec!["InternalError", "InvalidMessageContents"]);
+    assert!(!body.to_string().contains("arn:"), "{body}");
+}
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id() {
+    let s = state();
+    let response = app(s.clone())
+        .oneshot(post(r#"{"a":1}"#))
+        .await
+        .expect("infallible");
+    let header = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("x-request-id");
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let r: EnqueueResponse = serde_json::from_slice(&bytes).expect("response");
+    assert_eq!(r.request_id.as_deref(), Some(header.as_str()));
+    let response = app(s).oneshot(post("nope")).await.expect("infallible");
+    assert!(
+        response.headers().contains_key("x-request-id"),
+        "errors too"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_queue_is_answered_before_the_deadline_with_exact_accounting() {
+    let mut config = Config::for_tests();
+    config.request_timeout = Duration::from_secs(3);
+    config.call_timeout = Duration::from_secs(30);
+    let s = Arc::new(AppState {
+        queue: MemQueue {
+            stall_on: Some("black-hole"),
+            ..Default::default()
+        },
+        records: MemRecords::default(),
+        config,
+    });
+    // Chunk one (0-9) goes through; chunk two (10-14) never answers.
+    let items: Vec<String> = (0..15)
+        .map(|i| {
+            if i < 10 {
+                format!(r#"{{"n":{i}}}"#)
+            } else {
+                format!(r#"{{"n":{i},"x":"black-hole"}}"#)
+            }
+        })
+        .collect();
+    let started = tokio::time::Instant::now();
+    let (status, body) = call(&s, post(format!("[{}]", items.join(",")))).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+    assert!(
+        took >= Duration::from_millis(2_500),
+        "used its budget: {took:?}"
+    );
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    let r: EnqueueResponse = serde_json::from_value(body).expect("response");
+    assert_eq!(
+        r.accepted.iter().map(|a| a.index).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        r.failed.iter().map(|f| f.index).collect::<Vec<_>>(),
+        (10..15).collect::<Vec<_>>()
+    );
+    assert!(r
+        .failed
+        .iter()
+        .all(|f| f.retryable && f.code == "queue_timeout"));
+    assert_eq!(
+        s.queue.sent().len(),
+        10,
+        "accepted is exactly what the queue holds"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_of_failed_entries_stop_in_time_to_answer() {
+    let mut config = Config::for_tests();
+    config.request_timeout = Duration::from_secs(2);
+    config.send_max_attempts = 10;
+    let s = Arc::new(AppState {
+        queue: MemQueue {
+            latency: Duration::from_millis(400),
+            ..Default::default()
+        },
+        records: MemRecords::default(),
+        config,
+    });
+    let started = tokio::time::Instant::now();
+    let (status, body) = call(&s, post(r#"[{"ok":1},{"fail-always":1}]"#)).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "answered after {took:?}");
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    let calls = s.queue.calls();
+    assert!(
+        (2..10).contains(&calls),
+        "retried while time allowed: {calls} calls"
+    );
+}
+
+#[tokio::test]
+async fn the_nesting_limit_is_each_messages_not_the_arrays() {
+    let s = state();
+    let deep = |n: usize| format!(r#"{{"a":{}1{}}}"#, "[".repeat(n - 1), "]".repeat(n - 1));
+    let limit = producer::MAX_JSON_DEPTH;
+    let (status, body) = call(&s, post(format!("[{},{}]", deep(limit), deep(limit)))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, body) = call(&s, post(format!("[{},{}]", deep(limit), deep(limit + 1)))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("message 1")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_keyed_record_is_found_by_its_record_id() {
+    let mut records = MemRecords::default();
+    let id = message_record_id("mid-3", Some("order-3")).to_string();
+    let record = StoredRecord {
+        id: id.clone(),
+        message_id: "mid-3".into(),
+        s3_key: format!("records/{id}.json"),
+        received_at: "2026-01-01T00:00:00.000Z".into(),
+        body_bytes: 2,
+        stored_at: "2026-01-01T00:00:00.100Z".into(),
+    };
+    records.0.insert(id.clone(), record.clone());
+    let s = state_with(MemQueue::default(), records);
+    let get = |path: String| Request::get(path).body(Body::empty()).expect("req");
+    let (status, body) = call(&s, get(format!("/messages/{id}"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        serde_json::from_value::<StoredRecord>(body).expect("record"),
+        record
+    );
+    let (status, _) = call(&s, get("/messages/mid-3".into())).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a keyed record is not under its message id"
+    );
 }
