@@ -203,6 +203,30 @@ impl Stack {
         Ok((status, json))
     }
 
+    /// POSTs `body` to the producer's `/messages` with extra headers (e.g.
+    /// `Idempotency-Key`); returns status and JSON.
+    pub async fn post_messages_with(
+        &self,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, serde_json::Value)> {
+        let url = format!("{}/messages", self.output("PRODUCER_URL")?);
+        let mut request = self.http.post(&url).json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = response.status().as_u16();
+        let json = response
+            .json()
+            .await
+            .context("producer answer is not JSON")?;
+        Ok((status, json))
+    }
+
     /// GETs the producer's `/messages/{message_id}`.
     pub async fn get_message(&self, message_id: &str) -> Result<(u16, serde_json::Value)> {
         let url = format!("{}/messages/{message_id}", self.output("PRODUCER_URL")?);

@@ -60,6 +60,10 @@ pub enum Fault {
     /// Never answer (a half-open connection): the request hangs until the
     /// client gives up and closes the connection.
     Stall,
+    /// Forward the request, wait for the upstream's answer, then close the
+    /// connection without passing it on: the call took effect, but the
+    /// caller cannot know.
+    DropResponse,
 }
 
 /// A fault for a share of one operation's requests, at most `limit` times.
@@ -317,6 +321,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, s
             body
         }
         Some(Fault::Stall) => std::future::pending().await,
+        Some(Fault::DropResponse) => {
+            let _ = forward(&shared, &parts, body).await?;
+            return Err(std::io::Error::other(
+                "response dropped by the fault proxy after the upstream answered",
+            ));
+        }
         Some(Fault::Unprocessed(share)) => return unprocessed(&shared, &parts, body, share).await,
         Some(Fault::SqsPartialFailed(share)) => {
             return partial_failed(&shared, &parts, body, share).await
