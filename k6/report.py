@@ -9,6 +9,8 @@ AWS_ENDPOINT_URL, QUEUE_URL, DLQ_URL, TABLE_NAME, BUCKET_NAME, AWS_REGION):
                       or delayed), printing progress; exit 1 on time-out
   report ...          count what was stored, audit a sample, print the table,
                       write load-<stamp>.md, .svg and .json
+  render JSON...      write the .md and .svg of load-<stamp>.json files again
+                      (after a change to the report; no stack needed)
 
 How "stored" is counted: every DynamoDB item carries storedAt, stamped by
 the consumer (RFC 3339, milliseconds, UTC, so it sorts as text). The report
@@ -21,7 +23,8 @@ run's id: anything else writing to the same table in the same minutes would
 show up there. Items do not hold the body (and so not the run id), which is
 why the count is by time window and the run id is checked on a sample.
 
-Only the standard library and botocore (installed with the awscli in .venv).
+The standard library, botocore (installed with the awscli in .venv) and
+infra/reportlib.py (the tables and the matplotlib chart, shared with the bench).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import glob
-import html
+import importlib.util
 import json
 import os
 import random
@@ -42,6 +45,9 @@ import botocore.session
 from botocore.config import Config
 
 HERE = Path(__file__).resolve().parent
+_spec = importlib.util.spec_from_file_location("reportlib", HERE.parent / "infra" / "reportlib.py")
+reportlib = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(reportlib)
 
 
 # ---------------------------------------------------------------- AWS
@@ -448,175 +454,104 @@ def problems(r: dict) -> tuple[list[str], list[str]]:
 
 
 def text_table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for n, r in enumerate(rows):
-        lines.append("  " + " | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-        if n == 0:
-            lines.append("  " + "-+-".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return reportlib.text_table(rows)
 
 
 def md_table(rows: list[list[str]]) -> str:
     head = rows[0][:]
     head[0] = "measure"
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows[1:]:
-        out.append("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |")
-    return "\n".join(out)
+    return reportlib.md_table([head] + rows[1:], escape_pipes=True)
 
 
-# ---------------------------------------------------------------- SVG
+# ---------------------------------------------------------------- chart
 
 
-def svg(r: dict, history: list[dict]) -> str:
+def svg(r: dict, history: list[dict], path: Path) -> Path:
     """Three panels: latency percentiles, message counts, and the last runs."""
-    W, H = 960, 620
-    out = [
-        (
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
-            'font-family="sans-serif" font-size="12">'
-        ),
-        f'<rect width="{W}" height="{H}" fill="white"/>',
-        f'<text x="20" y="26" font-size="16" font-weight="bold">k6 load run {html.escape(r["runId"])}</text>',
-        (
-            f'<text x="20" y="44" fill="#555">{html.escape(r["stamp"])} · commit {html.escape(r["commit"])} · '
-            f"{r['cpus']} CPUs{' · SMOKE' if r['smoke'] else ''}</text>"
-        ),
-    ]
+    fig = reportlib.figure(960, 620)
+    grid = fig.add_gridspec(2, 2, height_ratios=[1.15, 1])
     tp = r["phases"].get("throughput", {})
     e2e = r["phases"].get("e2e", {})
 
-    # Panel 1: latency bars.
     series = []
     if tp:
         series.append(("producer POST", "#4C78A8", tp["post"]))
     if e2e:
         series.append(("end to end (storedAt)", "#F58518", e2e["e2e"]))
         series.append(("end to end (polled)", "#E45756", e2e["observed"]))
-    out += bars(
-        x=50,
-        y=80,
-        w=400,
-        h=220,
-        title="latency (ms)",
-        groups=["p50", "p95", "p99"],
-        series=[(n, c, [v.get(g) or 0 for g in ("p50", "p95", "p99")]) for n, c, v in series],
+    reportlib.grouped_bars(
+        fig.add_subplot(grid[0, 0]), "latency (ms)", ["p50", "p95", "p99"],
+        [(n, c, [v.get(g) or 0 for g in ("p50", "p95", "p99")]) for n, c, v in series],
     )
 
-    # Panel 2: counts.
     t = r["totals"]
-    out += bars(
-        x=530,
-        y=80,
-        w=400,
-        h=220,
-        title="messages",
-        groups=["sent", "accepted", "stored", "DLQ", "missing"],
-        series=[
-            ("this run", "#54A24B", [t["sent"], t["accepted"], t["stored"], max(t["dlq"], 0), max(t["missing"], 0)])
-        ],
+    reportlib.grouped_bars(
+        fig.add_subplot(grid[0, 1]), "messages", ["sent", "accepted", "stored", "DLQ", "missing"],
+        [("this run", "#54A24B", [t["sent"], t["accepted"], t["stored"], max(t["dlq"], 0), max(t["missing"], 0)])],
     )
 
-    # Panel 3: history of this machine's runs (k6/results/load-*.json).
+    # History of this machine's runs (k6/results/load-*.json).
     runs = history[-20:]
-    out += lines(
-        x=50,
-        y=390,
-        w=860,
-        h=180,
-        title=f"last {len(runs)} {'smoke ' if r['smoke'] else ''}run(s) on this machine (k6/results/load-*.json)",
-        labels=[h["stamp"][4:13] for h in runs],
-        left=[(h["phases"].get("throughput", {}).get("storedPerS") or 0) for h in runs],
-        right=[(h["phases"].get("throughput", {}).get("post", {}).get("p95") or 0) for h in runs],
+    reportlib.two_lines(
+        fig.add_subplot(grid[1, :]),
+        f"last {len(runs)} {'smoke ' if r['smoke'] else ''}run(s) on this machine (k6/results/load-*.json)",
+        [h["stamp"][4:13] for h in runs],
+        ("messages/s stored (throughput phase)", "#54A24B",
+         [(h["phases"].get("throughput", {}).get("storedPerS") or 0) for h in runs]),
+        ("producer p95 ms", "#4C78A8",
+         [(h["phases"].get("throughput", {}).get("post", {}).get("p95") or 0) for h in runs]),
     )
-    out.append("</svg>")
-    return "\n".join(out)
+    fig.suptitle(f"k6 load run {r['runId']}", x=0.02, ha="left", fontweight="bold", fontsize=12)
+    fig.text(0.02, 0.925, f"{r['stamp']} · commit {r['commit']} · {r['cpus']} CPUs{' · SMOKE' if r['smoke'] else ''}",
+             color="#555")
+    fig.tight_layout(rect=(0, 0, 1, 0.92), h_pad=2.5, w_pad=4)
+    return reportlib.save_svg(fig, path)
 
 
-def nice_max(v: float) -> float:
-    if v <= 0:
-        return 1
-    mag = 10 ** len(str(int(v)))
-    for step in (0.1, 0.2, 0.25, 0.5, 1):
-        if v <= mag * step:
-            return mag * step
-    return mag
-
-
-def axis(x, y, w, h, top, right=False):
-    # 5 ticks when the top is 2.5 x 10^n (steps of 0.5 x 10^n), else 4.
-    ticks = 5 if f"{top:g}".lstrip("0.").startswith("25") else 4
-    out = []
-    for i in range(ticks + 1):
-        val = top * i / ticks
-        yy = y + h - h * i / ticks
-        out.append(f'<line x1="{x}" y1="{yy:.1f}" x2="{x + w}" y2="{yy:.1f}" stroke="#eee"/>')
-        label = f"{val:,.0f}" if top >= 10 else f"{val:.1f}"
-        tx = x + w + 4 if right else x - 4
-        anchor = "start" if right else "end"
-        out.append(f'<text x="{tx}" y="{yy + 4:.1f}" text-anchor="{anchor}" fill="#555">{label}</text>')
-    return out
-
-
-def bars(x, y, w, h, title, groups, series):
-    top = nice_max(max([v for _, _, vals in series for v in vals] + [0]))
-    out = [f'<text x="{x}" y="{y - 10}" font-weight="bold">{html.escape(title)}</text>']
-    out += axis(x, y, w, h, top)
-    gw = w / len(groups)
-    bw = (gw * 0.8) / max(1, len(series))
-    for gi, g in enumerate(groups):
-        gx = x + gi * gw + gw * 0.1
-        for si, (_, color, vals) in enumerate(series):
-            v = vals[gi]
-            bh = h * v / top
-            bx = gx + si * bw
-            out.append(
-                f'<rect x="{bx:.1f}" y="{y + h - bh:.1f}" width="{bw - 2:.1f}" height="{bh:.1f}" fill="{color}"/>'
-            )
-            out.append(
-                f'<text x="{bx + bw / 2 - 1:.1f}" y="{y + h - bh - 3:.1f}" text-anchor="middle" font-size="10">{v:,.0f}</text>'
-            )
-        out.append(
-            f'<text x="{x + gi * gw + gw / 2:.1f}" y="{y + h + 16}" text-anchor="middle">{html.escape(g)}</text>'
-        )
-    for si, (name, color, _) in enumerate(series):
-        ly = y + h + 34
-        lx = x + si * 150
-        out.append(f'<rect x="{lx}" y="{ly - 9}" width="10" height="10" fill="{color}"/>')
-        out.append(f'<text x="{lx + 14}" y="{ly}">{html.escape(name)}</text>')
-    return out
-
-
-def lines(x, y, w, h, title, labels, left, right):
-    out = [f'<text x="{x}" y="{y - 10}" font-weight="bold">{html.escape(title)}</text>']
-    ltop, rtop = nice_max(max(left + [0])), nice_max(max(right + [0]))
-    out += axis(x, y, w, h, ltop)
-    out += axis(x, y, w, h, rtop, right=True)[1::2]  # labels only on the right
-    n = len(labels)
-
-    def px(i):
-        return x + (w * (i + 0.5) / n if n else 0)
-
-    for vals, top, color in ((left, ltop, "#54A24B"), (right, rtop, "#4C78A8")):
-        pts = [(px(i), y + h - h * v / top) for i, v in enumerate(vals)]
-        if len(pts) > 1:
-            points = " ".join(f"{a:.1f},{b:.1f}" for a, b in pts)
-            out.append(f'<polyline fill="none" stroke-width="2" stroke="{color}" points="{points}"/>')
-        for a, b in pts:
-            out.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3.5" fill="{color}"/>')
-    for i, (name, color) in enumerate(
-        (("messages/s stored (throughput phase)", "#54A24B"), ("producer p95 ms", "#4C78A8"))
-    ):
-        lx = x + i * 300
-        out.append(f'<rect x="{lx}" y="{y + h + 25}" width="10" height="10" fill="{color}"/>')
-        out.append(f'<text x="{lx + 14}" y="{y + h + 34}">{html.escape(name)}</text>')
-    step = max(1, n // 10)
-    for i in range(0, n, step):
-        out.append(
-            f'<text x="{px(i):.1f}" y="{y + h + 16}" text-anchor="middle" font-size="10">{html.escape(labels[i])}</text>'
-        )
-    return out
+def write(r: dict, out_dir: Path) -> tuple[list[list[str]], list[str], list[str], Path]:
+    """load-<stamp>.md and .svg of report r (its .json is written by the caller)."""
+    rows = table(r)
+    issues, notes = problems(r)
+    base = out_dir / f"load-{r['stamp']}"
+    history = []
+    for path in sorted(glob.glob(str(out_dir / "load-*.json"))):
+        try:
+            h = json.loads(Path(path).read_text())
+            if h.get("smoke") == r["smoke"]:
+                history.append(h)
+        except (OSError, ValueError):
+            pass
+    svg(r, history, base.with_suffix(".svg"))
+    settings_note = (
+        "Stored = DynamoDB items whose storedAt falls in the phase's window (load.sh "
+        "waits for the queue to drain between phases). Up to --audit (200) of their S3 "
+        "bodies per phase are read back and checked for this RUN_ID: when that is all of "
+        'them, only this run\'s are counted ("every body checked"). DLQ = change in the '
+        "DLQ's approximate message count. End-to-end latency = the record's storedAt "
+        'minus the body\'s sentAt; "as seen by polling" adds the wait for the next GET.'
+    )
+    md = (
+        [
+            f"# k6 load run {r['runId']}",
+            "",
+            f"- when: {r['stamp']} (UTC){' — smoke run' if r['smoke'] else ''}",
+            f"- commit: {r['commit']}, CPUs: {r['cpus']}",
+            f"- producer: {r['producerUrl']}",
+            f"- k6 summaries: `throughput-{r['runId']}.json`, `e2e-{r['runId']}.json`",
+            "",
+            md_table(rows),
+            "",
+            settings_note,
+            "",
+            f"![chart]({base.name}.svg)",
+            "",
+            "## Problems" if issues else "No problems found.",
+        ]
+        + [f"- {i}" for i in issues]
+        + (["", "## Notes"] + [f"- {n}" for n in notes] if notes else [])
+    )
+    base.with_suffix(".md").write_text("\n".join(md) + "\n")
+    return rows, issues, notes, base
 
 
 # ---------------------------------------------------------------- main
@@ -639,7 +574,15 @@ def main() -> int:
     rp.add_argument("--audit", type=int, default=200, help="most stored bodies read back per phase")
     rp.add_argument("--max-items", type=int, default=500_000)
     rp.add_argument("--out-dir", default=str(HERE / "results"))
+    rd = sub.add_parser("render")
+    rd.add_argument("reports", nargs="+", type=Path, help="load-<stamp>.json files")
     args = ap.parse_args()
+
+    if args.cmd == "render":
+        for path in args.reports:
+            _, _, _, base = write(json.loads(path.read_text()), path.parent)
+            print(f"{base.with_suffix('.md')}\n{base.with_suffix('.svg')}")
+        return 0
 
     if args.cmd == "snapshot":
         sqs, _, _ = clients()
@@ -650,50 +593,9 @@ def main() -> int:
         return 0 if drain(sqs, args.timeout) else 1
 
     r = build(args)
-    rows = table(r)
-    issues, notes = problems(r)
     out_dir = Path(args.out_dir)
-    base = out_dir / f"load-{args.stamp}"
-    base.with_suffix(".json").write_text(json.dumps(r, indent=2))
-    history = []
-    for path in sorted(glob.glob(str(out_dir / "load-*.json"))):
-        try:
-            h = json.loads(Path(path).read_text())
-            if h.get("smoke") == r["smoke"]:
-                history.append(h)
-        except (OSError, ValueError):
-            pass
-    base.with_suffix(".svg").write_text(svg(r, history))
-    settings_note = (
-        "Stored = DynamoDB items whose storedAt falls in the phase's window (load.sh "
-        "waits for the queue to drain between phases). Up to --audit (200) of their S3 "
-        "bodies per phase are read back and checked for this RUN_ID: when that is all of "
-        'them, only this run\'s are counted ("every body checked"). DLQ = change in the '
-        "DLQ's approximate message count. End-to-end latency = the record's storedAt "
-        'minus the body\'s sentAt; "as seen by polling" adds the wait for the next GET.'
-    )
-    md = (
-        [
-            f"# k6 load run {r['runId']}",
-            "",
-            f"- when: {args.stamp} (UTC){' — smoke run' if r['smoke'] else ''}",
-            f"- commit: {r['commit']}, CPUs: {r['cpus']}",
-            f"- producer: {r['producerUrl']}",
-            f"- k6 summaries: `throughput-{r['runId']}.json`, `e2e-{r['runId']}.json`",
-            "",
-            md_table(rows),
-            "",
-            settings_note,
-            "",
-            f"![chart]({base.name}.svg)",
-            "",
-            "## Problems" if issues else "No problems found.",
-        ]
-        + [f"- {i}" for i in issues]
-        + (["", "## Notes"] + [f"- {n}" for n in notes] if notes else [])
-    )
-    base.with_suffix(".md").write_text("\n".join(md) + "\n")
-
+    (out_dir / f"load-{args.stamp}.json").write_text(json.dumps(r, indent=2))
+    rows, issues, notes, base = write(r, out_dir)
     print()
     print(text_table(rows))
     print()

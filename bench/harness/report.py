@@ -1,13 +1,25 @@
-"""The results file (Markdown), its chart (hand-written SVG) and the raw JSON."""
+"""The results file (Markdown), its chart (SVG, by matplotlib) and the raw JSON.
+
+Tables and charts go through infra/reportlib.py, the report module k6 uses too.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import io
 import json
 import math
 import statistics
 
 from html import escape
 from pathlib import Path
+
+_spec = importlib.util.spec_from_file_location(
+    "reportlib", Path(__file__).resolve().parents[2] / "infra" / "reportlib.py"
+)
+reportlib = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(reportlib)
+md_table = reportlib.md_table
 
 ORDER = ["rust", "python-plain", "python-powertools"]
 COLORS = {"rust": "#c0612b", "python-plain": "#3572a5", "python-powertools": "#7aa6d6"}
@@ -213,6 +225,7 @@ def targets(metrics: dict[str, Metrics], settings: dict) -> list[tuple[str, str,
 
 
 def svg_chart(metrics: dict[str, Metrics], settings: dict, title: str) -> str:
+    """One horizontal bar panel per measure, two panels a row, one bar per function."""
     names = [n for n in ORDER if n in metrics]
     panels = [("init (ms)", lambda m: m.init)]
     for prof in settings["profiles"]:
@@ -225,50 +238,31 @@ def svg_chart(metrics: dict[str, Metrics], settings: dict, title: str) -> str:
     panels.append(("deployment zip (KiB)", lambda m: m.zip_bytes / 1024 if m.zip_bytes else None))
 
     cols = 2
-    panel_w, label_w, bar_h, gap = 470, 130, 18, 6
-    panel_h = 34 + len(names) * (bar_h + gap) + 8
-    legend_h = 30
     rows = math.ceil(len(panels) / cols)
-    width = cols * panel_w + 20
-    height = 50 + legend_h + rows * panel_h + 30
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">',
-        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
-        f'<text x="12" y="26" font-size="16" font-weight="bold">{escape(title)}</text>',
-    ]
-    x = 12
-    for name in names:
-        out.append(f'<rect x="{x}" y="{44}" width="14" height="14" fill="{COLORS.get(name, "#888")}"/>')
-        out.append(f'<text x="{x + 20}" y="{56}">{escape(name)}</text>')
-        x += 40 + 8 * len(name)
+    panel_h = 40 + len(names) * 24
+    fig = reportlib.figure(cols * 540 + 20, 110 + rows * panel_h)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    colors = [COLORS.get(n, "#888") for n in names]
+    rust_ok = metrics.get("rust") is not None and metrics["rust"].ok
     for i, (label, get) in enumerate(panels):
-        px = 10 + (i % cols) * panel_w
-        py = 50 + legend_h + (i // cols) * panel_h
-        values = {n: get(metrics[n]) for n in names}
-        known = [v for v in values.values() if v is not None]
-        top = max(known) * 1.05 if known and max(known) > 0 else 1.0
-        out.append(f'<text x="{px}" y="{py + 16}" font-weight="bold">{escape(label)}</text>')
-        bar_space = panel_w - label_w - 130
-        for j, name in enumerate(names):
-            by = py + 26 + j * (bar_h + gap)
-            out.append(f'<text x="{px + label_w - 6}" y="{by + 13}" text-anchor="end">{escape(name)}</text>')
-            v = values[name]
-            if v is None:
-                out.append(f'<text x="{px + label_w}" y="{by + 13}" fill="#888">n/a</text>')
-                continue
-            w = max(1.0, bar_space * v / top)
-            out.append(f'<rect x="{px + label_w}" y="{by}" width="{w:.1f}" height="{bar_h}" '
-                       f'fill="{COLORS.get(name, "#888")}"/>')
+        values = [get(metrics[n]) for n in names]
+        base = values[names.index("rust")] if rust_ok else None
+        labels = []
+        for name, v in zip(names, values):
             text = fmt(v)
-            base = values.get("rust") if metrics.get("rust") is not None and metrics["rust"].ok else None
-            if name != "rust" and base:
+            if name != "rust" and base and v is not None:
                 text += f"  ({fmt_ratio(v / base)} rust)"
-            out.append(f'<text x="{px + label_w + w + 4:.1f}" y="{by + 13}">{escape(text)}</text>')
-    out.append(f'<text x="12" y="{height - 10}" fill="#555">Lower is better in every panel. '
-               f'Linear scales, one per panel. Method: bench/README.md.</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+            labels.append(text)
+        reportlib.hbars(axes[i // cols][i % cols], label, names, values, colors, labels)
+    for j in range(len(panels), rows * cols):
+        axes[j // cols][j % cols].set_visible(False)
+    fig.suptitle(title, x=0.01, ha="left", fontweight="bold", fontsize=12)
+    fig.text(0.01, 0.005, "Lower is better in every panel. Linear scales, one per panel. Method: bench/README.md.",
+             color="#555", fontsize=8)
+    fig.tight_layout(rect=(0, 0.02, 1, 0.97), h_pad=1.2, w_pad=3)
+    out = io.StringIO()
+    fig.savefig(out, format="svg", metadata={"Date": None, "Creator": None})
+    return out.getvalue()
 
 
 # ---------------------------------------------------------------------------
@@ -297,19 +291,19 @@ def markdown(results: dict, chart_name: str) -> str:
     lines.append("")
     lines.append("## Machine")
     lines.append("")
-    lines.append("| | |")
-    lines.append("|---|---|")
+    rows = [["", ""]]
     for key, label in (("cpu", "CPU"), ("cores", "cores"), ("memory_gib", "memory (GiB)"), ("kernel", "kernel"),
                        ("peer_python", "Python (peers)"), ("peer_boto3", "boto3 (peers)"),
                        ("peer_powertools", "aws-lambda-powertools"), ("peer_awslambdaric", "awslambdaric"),
                        ("rustc", "rustc"), ("ministack", "emulator (ministack)")):
-        lines.append(f"| {label} | {escape(str(machine.get(key, 'n/a')))} |")
+        rows.append([label, escape(str(machine.get(key, "n/a")))])
     load = machine.get("loadavg_start"), machine.get("loadavg_end")
-    lines.append(f"| load average (1/5/15 min) at start; at end | {load[0]}; {load[1]} |")
+    rows.append(["load average (1/5/15 min) at start; at end", f"{load[0]}; {load[1]}"])
     share = machine.get("foreign_cpu_share")
     if share is not None:
-        lines.append(f"| CPU used by other processes during the run | {share:.2f} cores on average "
-                     f"(over {machine.get('run_seconds')} s) |")
+        rows.append(["CPU used by other processes during the run",
+                     f"{share:.2f} cores on average (over {machine.get('run_seconds')} s)"])
+    lines.append(md_table(rows))
     lines.append("")
     lines.append("CPU used by other processes (on a shared machine, a compiler) competes with the emulator and "
                  "the function: well above 0.1 cores, durations and their p95 are inflated; CPU per message "
@@ -346,8 +340,7 @@ def markdown(results: dict, chart_name: str) -> str:
     lines.append(f"![chart]({chart_name})")
     lines.append("")
     cols = _columns(settings)
-    lines.append("| function | " + " | ".join(c[0] for c in cols) + " |")
-    lines.append("|---|" + "---:|" * len(cols))
+    rows = [["function"] + [c[0] for c in cols]]
 
     def cell(m, get, get2):
         return fmt(get(m)) + ("" if get2 is None else " / " + fmt(get2(m)))
@@ -361,13 +354,13 @@ def markdown(results: dict, chart_name: str) -> str:
             continue
         m = metrics[name]
         label = name if m.ok else f"{name} ({fns[name]['status']}, see above)"
-        lines.append(f"| {label} | " + " | ".join(cell(m, g, g2) for _, g, g2 in cols) + " |")
+        rows.append([label] + [cell(m, g, g2) for _, g, g2 in cols])
     if "rust" in metrics and metrics["rust"].ok:
         for name in ("python-plain", "python-powertools"):
             if name in metrics:
                 m, r = metrics[name], metrics["rust"]
-                lines.append(f"| *{name} ÷ rust* | "
-                             + " | ".join(ratio_cell(m, r, g, g2) for _, g, g2 in cols) + " |")
+                rows.append([f"*{name} ÷ rust*"] + [ratio_cell(m, r, g, g2) for _, g, g2 in cols])
+    lines.append(md_table(rows, "l" + "r" * len(cols)))
     lines.append("")
     lines.append("Ratios are Python ÷ Rust: above 1x, Rust is lower (better) by that factor. "
                  "CPU/msg is user+sys of the function process over all timed invocations of that batch size "
@@ -379,19 +372,14 @@ def markdown(results: dict, chart_name: str) -> str:
 
     lines.append("## Targets for the Rust consumer")
     lines.append("")
-    lines.append("| target | measured | verdict |")
-    lines.append("|---|---|---|")
-    for target, measured, verdict in targets(metrics, settings):
-        lines.append(f"| {target} | {measured} | {verdict} |")
+    lines.append(md_table([["target", "measured", "verdict"]] + [list(t) for t in targets(metrics, settings)]))
     lines.append("")
 
     lines.append("## Details")
     lines.append("")
-    lines.append("| function | latency | batch | n | median | p95 | min | max | CPU ms/invocation (median) "
-                 "| CPU µs/msg (ticks / ns clock) | user / sys share | AWS requests per invocation | new connections per invocation "
-                 "| max in flight "
-                 "| emulator ms per request | threads | VmHWM (MiB) |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+    rows = [["function", "latency", "batch", "n", "median", "p95", "min", "max", "CPU ms/invocation (median)",
+             "CPU µs/msg (ticks / ns clock)", "user / sys share", "AWS requests per invocation",
+             "new connections per invocation", "max in flight", "emulator ms per request", "threads", "VmHWM (MiB)"]]
     for name in ORDER:
         if name not in fns:
             continue
@@ -404,15 +392,16 @@ def markdown(results: dict, chart_name: str) -> str:
                 clock = b["cpu_clock_s"] * 1e6 / b["messages"] if b["messages"] and b.get("cpu_clock_s") is not None else None
                 up = b.get("upstream_ms") or {}
                 up_per = sum(up.values()) / b["aws_requests_total"] if up and b["aws_requests_total"] else None
-                lines.append(
-                    f"| {name} | {dkey.replace('-stub', ' ms stub') if 'stub' in dkey else dkey + ' ms'} | {skey} | "
-                    f"{len(d)} | {fmt(median(d))} | {fmt(p95(d))} | "
-                    f"{fmt(min(d) if d else None)} | {fmt(max(d) if d else None)} | {fmt(median(b['cpu_ms_each']), 2)} | "
-                    f"{fmt(ticks)} / {fmt(clock)} | {_split(b)} | {reqs} | "
-                    f"{fmt(b['new_connections'] / n_inv) if 'new_connections' in b else 'n/a'} | "
-                    f"{b.get('max_in_flight', 'n/a')} | {fmt(up_per, 2)} | "
-                    f"{b.get('threads', 'n/a')} | {fmt(b['vm_hwm_kib'] / 1024 if b.get('vm_hwm_kib') else None)} |"
-                )
+                rows.append([
+                    name, dkey.replace("-stub", " ms stub") if "stub" in dkey else dkey + " ms", skey,
+                    str(len(d)), fmt(median(d)), fmt(p95(d)),
+                    fmt(min(d) if d else None), fmt(max(d) if d else None), fmt(median(b["cpu_ms_each"]), 2),
+                    f"{fmt(ticks)} / {fmt(clock)}", _split(b), reqs,
+                    fmt(b["new_connections"] / n_inv) if "new_connections" in b else "n/a",
+                    str(b.get("max_in_flight", "n/a")), fmt(up_per, 2),
+                    str(b.get("threads", "n/a")), fmt(b["vm_hwm_kib"] / 1024 if b.get("vm_hwm_kib") else None),
+                ])
+    lines.append(md_table(rows, "llrrrrrrrrrlrrrrr"))
     lines.append("")
     lines.append("Init samples (ms): " + "; ".join(
         f"{n}: {', '.join(fmt(v) for v in fns[n]['init_ms']) or 'none'}" for n in ORDER if n in fns))
