@@ -70,7 +70,7 @@ export default function (run) {
   // One deadline for the whole request: by then every message should be in.
   const deadline = sent.sentAt + TIMEOUT_S * 1000;
   for (const a of sent.accepted) {
-    lib.awaitStored(URL, a.messageId, sent.sentAt, {
+    lib.awaitStored(URL, a.id, sent.sentAt, {
       maxPolls: MAX_POLLS,
       deadline,
       maxIntervalMs: MAX_POLL_INTERVAL_MS,

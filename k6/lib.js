@@ -186,6 +186,9 @@ export function makeMessages(run, seq0, count, extra) {
       vu: exec.vu.idInTest,
       sentAt,
     };
+    // The producer's per-message idempotency key: a resend of this message
+    // (after a lost answer) is stored as the same single record.
+    m.idempotencyKey = `${run.runId}/${run.script}/${seq0 + i}`;
     if (extra) Object.assign(m, extra);
     if (pad > 0) {
       const used = JSON.stringify(m).length + 10;
@@ -238,7 +241,7 @@ export function postMessages(url, messages) {
     // --log-format=raw --console-output=<ledger>).
     for (const a of accepted) {
       const m = messages[a.index] || {};
-      console.log(JSON.stringify({ messageId: a.messageId, key: `${m.run}/${m.script}/${m.seq}`, poison: Boolean(m.reject) }));
+      console.log(JSON.stringify({ messageId: a.messageId, id: a.id, key: m.idempotencyKey, poison: Boolean(m.reject) }));
     }
   }
   const notAccepted = messages.length - accepted.length;
@@ -255,17 +258,17 @@ export function postMessages(url, messages) {
 }
 
 /**
- * Polls GET /messages/{messageId} until 200, at most `maxPolls` times and
+ * Polls GET /messages/{id} (the record id the producer answered) until 200, at most `maxPolls` times and
  * until `deadline` (ms since the epoch), waiting 100 ms, then 1.5x longer
  * each time up to `maxIntervalMs`. Records the e2e metrics. Returns the
  * stored record, or null.
  */
-export function awaitStored(url, messageId, sentAt, opts) {
+export function awaitStored(url, id, sentAt, opts) {
   const { maxPolls, deadline, maxIntervalMs } = opts;
   let interval = 100;
   for (let poll = 1; poll <= maxPolls; poll++) {
-    const res = http.get(`${url}/messages/${encodeURIComponent(messageId)}`, {
-      tags: { name: 'GET /messages/{messageId}', op: 'get' },
+    const res = http.get(`${url}/messages/${encodeURIComponent(id)}`, {
+      tags: { name: 'GET /messages/{id}', op: 'get' },
       // 404 is "not stored yet", not a failed request.
       responseCallback: http.expectedStatuses(200, 404),
       timeout: REQUEST_TIMEOUT,
@@ -287,12 +290,12 @@ export function awaitStored(url, messageId, sentAt, opts) {
       e2eStored.add(1);
       e2eSuccess.add(true);
       e2ePolls.add(poll);
-      check(record, { 'stored record names its messageId': (r) => !!r && r.messageId === messageId });
+      check(record, { 'stored record has its id': (r) => !!r && r.id === id });
       return record;
     }
     if (res.status !== 404) {
       e2ePollErrors.add(1);
-      warnOnce(`GET /messages/${messageId} answered ${res.status}: ${String(res.body || res.error).slice(0, 200)}`);
+      warnOnce(`GET /messages/${id} answered ${res.status}: ${String(res.body || res.error).slice(0, 200)}`);
     }
     if (poll === maxPolls || now + interval > deadline) break;
     sleep(interval / 1000);

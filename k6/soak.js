@@ -89,7 +89,7 @@ export default function (run) {
   const sent = lib.postMessages(URL, messages);
   // Poison is never stored, so it is never followed.
   if (!poison && sent.accepted.length > 0 && Math.random() < SAMPLE_RATE) {
-    lib.awaitStored(URL, sent.accepted[0].messageId, sent.sentAt, {
+    lib.awaitStored(URL, sent.accepted[0].id, sent.sentAt, {
       maxPolls: MAX_POLLS,
       deadline: sent.sentAt + TIMEOUT_S * 1000,
       maxIntervalMs: MAX_POLL_INTERVAL_MS,

@@ -296,3 +296,87 @@ async fn fifo_groups_keep_their_order_across_a_failure() -> Result<()> {
     }
     Ok(())
 }
+
+/// Sends `body` straight to the queue, with the idempotency-key attribute
+/// when `key` is given (as `aws sqs send-message --message-attributes` can).
+async fn send_raw_keyed(stack: &Stack, body: &str, key: Option<&str>) -> Result<String> {
+    use aws_sdk_sqs::types::MessageAttributeValue;
+    let mut send = stack
+        .sqs
+        .send_message()
+        .queue_url(stack.output("QUEUE_URL")?)
+        .message_body(body);
+    if let Some(key) = key {
+        send = send.message_attributes(
+            pipeline_core::IDEMPOTENCY_KEY_ATTRIBUTE,
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(key)
+                .build()?,
+        );
+    }
+    Ok(send.send().await?.message_id.unwrap_or_default())
+}
+
+fn audit(stack: &Stack, ledger: &[(String, Option<String>, String)]) -> Result<(i32, String)> {
+    let dir = tests::repo_root().join(".local");
+    let path = dir.join(format!("ledger-{}.jsonl", stack.name));
+    let lines: Vec<String> = ledger
+        .iter()
+        .map(|(message_id, id, key)| {
+            json!({"messageId": message_id, "id": id, "key": key}).to_string()
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n"))?;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_audit"))
+        .args(["--ledger", &path.to_string_lossy()])
+        .args([
+            "--outputs",
+            &dir.join(format!("outputs-{}.env", stack.name))
+                .to_string_lossy(),
+        ])
+        .args(["--wait", "60"])
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.code().unwrap_or(-1), text))
+}
+
+#[tokio::test]
+async fn the_audit_counts_duplicates_by_content_and_fails_on_a_planted_one() -> Result<()> {
+    let stack = Stack::deploy("prod-audit", &[]).await?;
+    // Keyed copies sent straight to the queue are one record: the audit passes.
+    let body = |k: &str| json!({"idempotencyKey": k, "n": 1}).to_string();
+    let mut ledger = Vec::new();
+    for key in ["audit-1", "audit-1", "audit-2"] {
+        let message_id = send_raw_keyed(&stack, &body(key), Some(key)).await?;
+        let id = message_record_id(&message_id, Some(key)).to_string();
+        ledger.push((message_id, Some(id), key.to_owned()));
+    }
+    drained(&stack).await?;
+    let (code, text) = audit(&stack, &ledger)?;
+    ensure!(
+        code == 0,
+        "keyed copies are one record, the audit passes:\n{text}"
+    );
+    // The same body twice without the attribute: two records, one key.
+    for _ in 0..2 {
+        let message_id = send_raw_keyed(&stack, &body("audit-3"), None).await?;
+        ledger.push((message_id, None, "audit-3".to_owned()));
+    }
+    drained(&stack).await?;
+    let (code, text) = audit(&stack, &ledger)?;
+    ensure!(
+        code == 1,
+        "a planted duplicate fails the audit (exit {code}):\n{text}"
+    );
+    ensure!(
+        text.contains("| **duplicated** | 1 |")
+            && text.contains("by content (two objects, one key) | 1 |"),
+        "{text}"
+    );
+    Ok(())
+}

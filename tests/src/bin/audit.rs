@@ -7,8 +7,13 @@
 //! ```
 //!
 //! The ledger is JSON Lines, one accepted message a line:
-//! `{"messageId":"…","key":"<run>/<vu>/<seq>","poison":false}` (k6 writes it
-//! with `--console-output`); other lines are ignored. Exit status: 0 all
+//! `{"messageId":"…","id":"<record id>","key":"<run>/<script>/<seq>","poison":false}`
+//! (k6 writes it with `--console-output`); other lines are ignored.
+//!
+//! Duplicates are counted by content, not only by message id (which SQS
+//! never repeats): every stored object is read, and two objects whose body
+//! carries the same `idempotencyKey` (k6 puts the key in each body) are one
+//! message stored twice. Exit status: 0 all
 //! accounted for, 1 lost, duplicated or misplaced messages, 2 messages still
 //! pending after the wait, 64 bad arguments.
 
@@ -17,6 +22,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use pipeline_core::record_id;
 use serde::Deserialize;
 
@@ -24,6 +30,9 @@ use serde::Deserialize;
 #[serde(rename_all = "camelCase")]
 struct Sent {
     message_id: String,
+    /// The record id the producer answered (keyed messages' ids come from the key).
+    #[serde(default)]
+    id: Option<String>,
     #[serde(default)]
     key: Option<String>,
     #[serde(default)]
@@ -123,7 +132,8 @@ async fn main() -> Result<()> {
     let dead: HashSet<String> = stack.dlq_message_ids().await?.into_iter().collect();
     let prefix = "records/";
 
-    let mut by_key: HashMap<&str, usize> = HashMap::new();
+    // Distinct records per key: two copies of a keyed message are one record.
+    let mut by_key: HashMap<&str, HashSet<pipeline_core::uuid::Uuid>> = HashMap::new();
     let (mut stored, mut dead_lettered, mut missing, mut orphan_objects) =
         (0usize, 0usize, Vec::new(), 0usize);
     let (mut poison_stored, mut poison_not_dead, mut healthy_dead) = (0usize, 0usize, 0usize);
@@ -134,16 +144,20 @@ async fn main() -> Result<()> {
             repeated_ids += 1;
             continue;
         }
-        let id = record_id(&s.message_id);
+        let id = match s.id.as_deref().map(str::parse) {
+            Some(Ok(id)) => id,
+            _ => record_id(&s.message_id),
+        };
+        // A keyed record may have been written by another copy of the message.
         let has_item = items
             .get(&id.to_string())
-            .is_some_and(|m| *m == s.message_id);
+            .is_some_and(|m| s.id.is_some() || *m == s.message_id);
         let has_object = keys.contains(&pipeline_core::s3_key(prefix, &id));
         let in_dlq = dead.contains(&s.message_id);
         if has_item && has_object {
             stored += 1;
             if let Some(k) = &s.key {
-                *by_key.entry(k.as_str()).or_insert(0) += 1;
+                by_key.entry(k.as_str()).or_default().insert(id);
             }
         } else if in_dlq {
             dead_lettered += 1;
@@ -158,12 +172,30 @@ async fn main() -> Result<()> {
             healthy_dead += 1;
         }
     }
-    let duplicated = by_key
-        .values()
-        .filter(|&&n| n > 1)
-        .map(|n| n - 1)
-        .sum::<usize>()
-        + repeated_ids;
+    // By content: the key each stored object's body carries.
+    eprintln!(
+        "audit: reading {} objects for duplicates by content",
+        keys.len()
+    );
+    let bodies: Vec<Option<String>> = stream::iter(keys.iter().filter(|k| k.starts_with(prefix)))
+        .map(|key| {
+            let stack = &stack;
+            async move {
+                let object = stack.object(key).await?;
+                anyhow::Ok(content_key(&object["body"]))
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    let mut by_content: HashMap<String, usize> = HashMap::new();
+    for key in bodies.into_iter().flatten() {
+        *by_content.entry(key).or_insert(0) += 1;
+    }
+    let content_duplicates = extra(&by_content);
+    let records_per_key: HashMap<&str, usize> =
+        by_key.iter().map(|(k, ids)| (*k, ids.len())).collect();
+    let duplicated = extra(&records_per_key).max(content_duplicates) + repeated_ids;
     let pending = if depth == (0, 0) { 0 } else { missing.len() };
     let lost = missing.len() - pending;
 
@@ -177,6 +209,7 @@ async fn main() -> Result<()> {
     println!("| pending (queue not drained) | {pending} |");
     println!("| **lost** | {lost} |");
     println!("| **duplicated** | {duplicated} |");
+    println!("|   of which by content (two objects, one key) | {content_duplicates} |");
     println!("| poison stored (must be 0) | {poison_stored} |");
     println!("| poison not in the DLQ | {poison_not_dead} |");
     println!("| objects left by dead-lettered messages | {orphan_objects} |");
@@ -195,4 +228,22 @@ async fn main() -> Result<()> {
     }
     eprintln!("audit: OK: nothing lost, nothing duplicated");
     Ok(())
+}
+
+/// The key a stored body carries: its `idempotencyKey`, else k6's
+/// `run`/`script`/`seq`.
+fn content_key(body: &serde_json::Value) -> Option<String> {
+    if let Some(key) = body["idempotencyKey"].as_str() {
+        return Some(key.to_owned());
+    }
+    let (run, seq) = (body["run"].as_str()?, body["seq"].as_u64()?);
+    Some(format!(
+        "{run}/{}/{seq}",
+        body["script"].as_str().unwrap_or("")
+    ))
+}
+
+/// Copies beyond the first, over every key.
+fn extra<K>(counts: &HashMap<K, usize>) -> usize {
+    counts.values().filter(|&&n| n > 1).map(|n| n - 1).sum()
 }
