@@ -1,6 +1,7 @@
 //! The S3 + DynamoDB processor the engine runs: per message, its object to
 //! S3; per chunk of 25, the items to DynamoDB with BatchWriteItem.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -89,8 +90,25 @@ impl<O: ObjectStore, R: RecordStore> Processor for Pipeline<O, R> {
     ) -> Vec<Result<(), Failure>> {
         let config = &self.config;
         let mut results = vec![Ok(()); records.len()];
-        let (mut indices, mut pending): (Vec<usize>, Vec<StoredRecord>) =
-            records.into_iter().enumerate().unzip();
+        // Two messages with one idempotency key share a record id, and
+        // BatchWriteItem rejects a call holding one key twice: write the
+        // first, and give its copies its result.
+        let mut copies: Vec<(usize, usize)> = Vec::new();
+        let mut first: HashMap<String, usize> = HashMap::with_capacity(records.len());
+        let (mut indices, mut pending): (Vec<usize>, Vec<StoredRecord>) = records
+            .into_iter()
+            .enumerate()
+            .filter(|(i, r)| match first.entry(r.id.clone()) {
+                Entry::Occupied(seen) => {
+                    copies.push((*i, *seen.get()));
+                    false
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(*i);
+                    true
+                }
+            })
+            .unzip();
         let mut attempt = 0u32;
         while !pending.is_empty() {
             attempt += 1;
@@ -131,6 +149,9 @@ impl<O: ObjectStore, R: RecordStore> Processor for Pipeline<O, R> {
                 results[i] = Err(failure.clone());
             }
             break;
+        }
+        for (copy, of) in copies {
+            results[copy] = results[of].clone();
         }
         results
     }

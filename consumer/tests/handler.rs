@@ -580,3 +580,34 @@ async fn fifo_groups_share_dynamodb_calls() {
         first_round
     );
 }
+
+#[tokio::test]
+async fn two_messages_with_one_idempotency_key_in_a_batch_are_one_item_and_both_succeed() {
+    use aws_lambda_events::event::sqs::SqsMessageAttribute;
+    let keyed = |id: &str| {
+        let mut m = message(id, "{\"order\":7}");
+        let mut attribute = SqsMessageAttribute::default();
+        attribute.data_type = Some("String".to_owned());
+        attribute.string_value = Some("order-7".to_owned());
+        m.message_attributes.insert(
+            pipeline_core::IDEMPOTENCY_KEY_ATTRIBUTE.to_owned(),
+            attribute,
+        );
+        m
+    };
+    let s = state(MemObjects::default(), MemRecords::default());
+    let records = vec![keyed("first-send"), message("other", "{}"), keyed("resend")];
+    let report = handle(&s, &event(records), far()).await.expect("handled");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.succeeded, 3);
+    let id = pipeline_core::message_record_id("first-send", Some("order-7")).to_string();
+    assert_eq!(s.records.ids(), HashSet::from([id, rid("other")]));
+    for call in s.records.calls() {
+        let distinct: HashSet<&String> = call.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            call.len(),
+            "one key twice in one call: {call:?}"
+        );
+    }
+}
