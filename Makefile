@@ -58,4 +58,4 @@ fuzz: ## Run every cargo-fuzz target (FUZZ_SECONDS each, default 30)
 	fuzz/run.sh $(or $(FUZZ_SECONDS),30)
 
 audit: ## Reconcile a run with the stack: make audit LEDGER=k6/results/<run>-ledger.jsonl
-	cargo run -q -p tests --bin audit -- --ledger "$(LEDGER)"
+	cargo run -q -p tools --bin audit -- --ledger "$(LEDGER)"

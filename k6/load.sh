@@ -119,7 +119,7 @@ rm -f "$before"
 
 # After the count, so its writes are not counted as the run's.
 log "the emulator's own ceiling for the same calls (PutObject + BatchWriteItem straight from one process)"
-ceiling_out="$(cd "$REPO" && cargo run -q -p tests --bin ceiling -- --outputs "$OUTPUTS_FILE" \
+ceiling_out="$(cd "$REPO" && cargo run -q -p tools --bin ceiling -- --outputs "$OUTPUTS_FILE" \
   --seconds "$([[ "$SMOKE" == 1 ]] && echo 2 || echo 10)")" || warn "could not measure the emulator's ceiling"
 ceiling="$(sed -n 's/^ceiling_messages_per_second=//p' <<<"$ceiling_out")"
 if [[ -n "$ceiling" ]]; then

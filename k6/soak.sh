@@ -12,7 +12,7 @@
 # It deploys its own stack (with a reject marker and the shortest visibility
 # timeout AWS would accept, 18 s = 6 x a 3 s function timeout, so poison
 # reaches the DLQ in about 90 s, within AUDIT_WAIT), routes both functions
-# through the fault proxy (tests/src/bin/fault-proxy.rs), runs k6/soak.js with
+# through the fault proxy (tools/src/bin/fault-proxy.rs), runs k6/soak.js with
 # a ledger of acknowledged message ids, then `audit`. Exit status: the
 # audit's (0 nothing lost or duplicated, 1 loss or duplication, 2 still
 # pending), or 1 if k6 itself failed to run.
@@ -55,8 +55,8 @@ set -a
 set +a
 
 log "starting the fault proxy (each faulted operation fails ${FAULT_RATE} of its calls)"
-(cd "$REPO" && cargo build -q -p tests --bin fault-proxy)
-target_dir="$(cd "$REPO" && cargo metadata --format-version 1 --no-deps | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+(cd "$REPO" && cargo build -q -p tools --bin fault-proxy)
+target_dir="$(cargo_target_dir)"
 proxy_log="$LOCAL_DIR/fault-proxy-$STACK_NAME.log"
 "$target_dir/debug/fault-proxy" --upstream "$ENDPOINT" --seconds 7200 \
   --fault "s3-put:slowdown:$FAULT_RATE" \
@@ -98,7 +98,7 @@ tail -n 1 "$proxy_log" || true
 
 log "audit of $(grep -c messageId "$LEDGER") acknowledged messages"
 audit_status=0
-(cd "$REPO" && cargo run -q -p tests --bin audit -- --ledger "$LEDGER" --outputs "$OUTPUTS_FILE" --wait "$AUDIT_WAIT") || audit_status=$?
+(cd "$REPO" && cargo run -q -p tools --bin audit -- --ledger "$LEDGER" --outputs "$OUTPUTS_FILE" --wait "$AUDIT_WAIT") || audit_status=$?
 if [[ "$audit_status" == 0 && "$k6_status" != 0 ]]; then
   warn "k6 ended with status $k6_status (a threshold; see above), but nothing was lost or duplicated"
 fi

@@ -318,7 +318,10 @@ async fn send_raw_keyed(stack: &Stack, body: &str, key: Option<&str>) -> Result<
     Ok(send.send().await?.message_id.unwrap_or_default())
 }
 
-fn audit(stack: &Stack, ledger: &[(String, Option<String>, String)]) -> Result<(i32, String)> {
+async fn audit(
+    stack: &Stack,
+    ledger: &[(String, Option<String>, String)],
+) -> Result<(i32, String)> {
     let dir = tests::repo_root().join(".local");
     let path = dir.join(format!("ledger-{}.jsonl", stack.name));
     let lines: Vec<String> = ledger
@@ -328,21 +331,9 @@ fn audit(stack: &Stack, ledger: &[(String, Option<String>, String)]) -> Result<(
         })
         .collect();
     std::fs::write(&path, lines.join("\n"))?;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_audit"))
-        .args(["--ledger", &path.to_string_lossy()])
-        .args([
-            "--outputs",
-            &dir.join(format!("outputs-{}.env", stack.name))
-                .to_string_lossy(),
-        ])
-        .args(["--wait", "60"])
-        .output()?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok((out.status.code().unwrap_or(-1), text))
+    let outputs = dir.join(format!("outputs-{}.env", stack.name));
+    let audit = tests::audit::run(&path, &outputs, Duration::from_secs(60)).await?;
+    Ok((audit.code, format!("{}{}", audit.table, audit.verdict)))
 }
 
 #[tokio::test]
@@ -357,7 +348,7 @@ async fn the_audit_counts_duplicates_by_content_and_fails_on_a_planted_one() -> 
         ledger.push((message_id, Some(id), key.to_owned()));
     }
     drained(&stack).await?;
-    let (code, text) = audit(&stack, &ledger)?;
+    let (code, text) = audit(&stack, &ledger).await?;
     ensure!(
         code == 0,
         "keyed copies are one record, the audit passes:\n{text}"
@@ -368,7 +359,7 @@ async fn the_audit_counts_duplicates_by_content_and_fails_on_a_planted_one() -> 
         ledger.push((message_id, None, "audit-3".to_owned()));
     }
     drained(&stack).await?;
-    let (code, text) = audit(&stack, &ledger)?;
+    let (code, text) = audit(&stack, &ledger).await?;
     ensure!(
         code == 1,
         "a planted duplicate fails the audit (exit {code}):\n{text}"

@@ -1,10 +1,7 @@
-//! Reconciles what was sent with what the pipeline holds: every message the
-//! producer accepted must be stored exactly once (one item, one object) or
-//! sit in the dead-letter queue.
-//!
-//! ```text
-//! cargo run -p tests --bin audit -- --ledger k6/results/soak-RUN-ledger.jsonl
-//! ```
+//! The audit: reconciles what was sent with what the pipeline holds. Every
+//! message the producer accepted must be stored exactly once (one item, one
+//! object) or sit in the dead-letter queue. `tools/src/bin/audit.rs` is its
+//! command line.
 //!
 //! The ledger is JSON Lines, one accepted message a line:
 //! `{"messageId":"…","id":"<record id>","key":"<run>/<script>/<seq>","poison":false}`
@@ -13,12 +10,11 @@
 //! Duplicates are counted by content, not only by message id (which SQS
 //! never repeats): every stored object is read, and two objects whose body
 //! carries the same `idempotencyKey` (k6 puts the key in each body) are one
-//! message stored twice. Exit status: 0 all
-//! accounted for, 1 lost, duplicated or misplaced messages, 2 messages still
-//! pending after the wait, 64 bad arguments.
+//! message stored twice.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::fmt::Write as _;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -39,55 +35,19 @@ struct Sent {
     poison: bool,
 }
 
-struct Args {
-    ledger: PathBuf,
-    outputs: PathBuf,
-    wait: Duration,
+/// What the audit found.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    /// The counts, as a Markdown table.
+    pub table: String,
+    /// One line: OK, FAILED or INCONCLUSIVE, and why.
+    pub verdict: String,
+    /// 0 all accounted for, 1 lost, duplicated or misplaced messages, 2
+    /// messages still pending after the wait.
+    pub code: i32,
 }
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: audit --ledger FILE [--outputs .local/outputs.env] [--wait SECONDS]\n\
-         Compares the accepted messages in FILE with the table, bucket, queue and DLQ."
-    );
-    std::process::exit(64)
-}
-
-fn args() -> Args {
-    let mut ledger = None;
-    let mut outputs = tests::repo_root().join(".local/outputs.env");
-    let mut wait = Duration::from_secs(120);
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--ledger" => ledger = it.next().map(PathBuf::from),
-            "--outputs" => outputs = it.next().map(PathBuf::from).unwrap_or_else(|| usage()),
-            "--wait" => {
-                let secs = it
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or_else(|| usage());
-                wait = Duration::from_secs(secs);
-            }
-            "-h" | "--help" => usage(),
-            other => {
-                eprintln!("audit: unknown argument {other:?}");
-                usage()
-            }
-        }
-    }
-    let Some(ledger) = ledger else {
-        eprintln!("audit: --ledger is required");
-        usage()
-    };
-    Args {
-        ledger,
-        outputs,
-        wait,
-    }
-}
-
-fn read_ledger(path: &PathBuf) -> Result<Vec<Sent>> {
+fn read_ledger(path: &Path) -> Result<Vec<Sent>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading ledger {}", path.display()))?;
     Ok(text
@@ -97,22 +57,20 @@ fn read_ledger(path: &PathBuf) -> Result<Vec<Sent>> {
         .collect())
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let args = args();
-    let sent = read_ledger(&args.ledger)?;
+/// Audits the stack whose outputs are in `outputs` against `ledger`, after
+/// waiting up to `wait` for the queue to drain. Progress goes to stderr.
+pub async fn run(ledger: &Path, outputs: &Path, wait: Duration) -> Result<Audit> {
+    let sent = read_ledger(ledger)?;
     if sent.is_empty() {
-        bail!(
-            "the ledger {} names no accepted message",
-            args.ledger.display()
-        );
+        bail!("the ledger {} names no accepted message", ledger.display());
     }
-    let stack = tests::Stack::from_outputs_file(&args.outputs).await?;
+    let mut table = String::new();
+    let stack = crate::Stack::from_outputs_file(outputs).await?;
 
     // Let in-flight messages settle first (bounded).
     let started = Instant::now();
     let mut depth = stack.depth("QUEUE_URL").await?;
-    while depth != (0, 0) && started.elapsed() < args.wait {
+    while depth != (0, 0) && started.elapsed() < wait {
         eprintln!(
             "audit: waiting for the queue to drain ({} visible, {} in flight)",
             depth.0, depth.1
@@ -199,35 +157,48 @@ async fn main() -> Result<()> {
     let pending = if depth == (0, 0) { 0 } else { missing.len() };
     let lost = missing.len() - pending;
 
-    println!("| what | count |");
-    println!("|---|---:|");
-    println!("| accepted (ledger) | {} |", ids_seen.len());
-    println!("| stored (item + object) | {stored} |");
-    println!("| dead-lettered | {dead_lettered} |");
-    println!("|   of which poison | {} |", dead_lettered - healthy_dead);
-    println!("|   of which not poison | {healthy_dead} |");
-    println!("| pending (queue not drained) | {pending} |");
-    println!("| **lost** | {lost} |");
-    println!("| **duplicated** | {duplicated} |");
-    println!("|   of which by content (two objects, one key) | {content_duplicates} |");
-    println!("| poison stored (must be 0) | {poison_stored} |");
-    println!("| poison not in the DLQ | {poison_not_dead} |");
-    println!("| objects left by dead-lettered messages | {orphan_objects} |");
+    let _ = writeln!(table, "| what | count |");
+    let _ = writeln!(table, "|---|---:|");
+    let _ = writeln!(table, "| accepted (ledger) | {} |", ids_seen.len());
+    let _ = writeln!(table, "| stored (item + object) | {stored} |");
+    let _ = writeln!(table, "| dead-lettered | {dead_lettered} |");
+    let _ = writeln!(
+        table,
+        "|   of which poison | {} |",
+        dead_lettered - healthy_dead
+    );
+    let _ = writeln!(table, "|   of which not poison | {healthy_dead} |");
+    let _ = writeln!(table, "| pending (queue not drained) | {pending} |");
+    let _ = writeln!(table, "| **lost** | {lost} |");
+    let _ = writeln!(table, "| **duplicated** | {duplicated} |");
+    let _ = writeln!(
+        table,
+        "|   of which by content (two objects, one key) | {content_duplicates} |"
+    );
+    let _ = writeln!(table, "| poison stored (must be 0) | {poison_stored} |");
+    let _ = writeln!(table, "| poison not in the DLQ | {poison_not_dead} |");
+    let _ = writeln!(
+        table,
+        "| objects left by dead-lettered messages | {orphan_objects} |"
+    );
     for id in missing.iter().take(10) {
         eprintln!("audit: not stored and not dead-lettered: {id}");
     }
-    if lost > 0 || duplicated > 0 || poison_stored > 0 {
-        eprintln!(
-            "audit: FAILED: {lost} lost, {duplicated} duplicated, {poison_stored} poison stored"
-        );
-        std::process::exit(1);
-    }
-    if pending > 0 || poison_not_dead > 0 {
-        eprintln!("audit: INCONCLUSIVE: {pending} pending, {poison_not_dead} poison messages not yet dead-lettered");
-        std::process::exit(2);
-    }
-    eprintln!("audit: OK: nothing lost, nothing duplicated");
-    Ok(())
+    let (code, verdict) = if lost > 0 || duplicated > 0 || poison_stored > 0 {
+        let why = format!("{lost} lost, {duplicated} duplicated, {poison_stored} poison stored");
+        (1, format!("FAILED: {why}"))
+    } else if pending > 0 || poison_not_dead > 0 {
+        let why =
+            format!("{pending} pending, {poison_not_dead} poison messages not yet dead-lettered");
+        (2, format!("INCONCLUSIVE: {why}"))
+    } else {
+        (0, "OK: nothing lost, nothing duplicated".to_owned())
+    };
+    Ok(Audit {
+        table,
+        verdict,
+        code,
+    })
 }
 
 /// The key a stored body carries: its `idempotencyKey`, else k6's

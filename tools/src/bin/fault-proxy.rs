@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use tests::proxy::{Fault, FaultProxy, Op, Rule};
+use tools::proxy::{Fault, FaultProxy, Op, Rule};
 
 const OPS: [(&str, Op); 4] = [
     ("s3-put", Op::S3PutObject),
@@ -64,25 +64,29 @@ fn report(proxy: &FaultProxy) -> String {
         .join(", ")
 }
 
+/// The fault-injecting proxy as a process.
+#[derive(Debug, clap::Parser)]
+#[command(name = "fault-proxy")]
+struct Args {
+    /// Where requests go (default: the emulator, AWS_ENDPOINT_URL or 127.0.0.1:MINISTACK_PORT).
+    #[arg(long)]
+    upstream: Option<String>,
+    /// Port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    seconds: u64,
+    /// OP:KIND:SHARE, e.g. s3-put:slowdown:0.01 (repeatable; see the top of this file).
+    #[arg(long = "fault", value_parser = parse_rule)]
+    faults: Vec<Rule>,
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
-    let mut upstream = tests::endpoint();
-    let mut port = 0u16;
-    let mut seconds = 3600u64;
-    let mut rules = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--upstream" => upstream = value()?,
-            "--port" => port = value()?.parse().context("--port")?,
-            "--seconds" => seconds = value()?.parse().context("--seconds")?,
-            "--fault" => rules.push(parse_rule(&value()?)?),
-            other => bail!(
-                "unknown argument {other:?} (see the doc comment in tests/src/bin/fault-proxy.rs)"
-            ),
-        }
-    }
+    let args = <Args as clap::Parser>::parse();
+    let upstream = args.upstream.unwrap_or_else(tools::endpoint);
+    let (port, seconds, rules) = (args.port, args.seconds, args.faults);
     let proxy = FaultProxy::start_on(port, &upstream, rules).await?;
     println!("fault-proxy listening on {} -> {upstream}", proxy.url());
     let stop = tokio::time::sleep(Duration::from_secs(seconds));

@@ -5,7 +5,7 @@
 //! what the pipeline adds is visible.
 //!
 //! ```text
-//! cargo run -p tests --bin ceiling -- [--outputs .local/outputs.env] [--seconds 10] [--concurrency 64]
+//! cargo run -p tools --bin ceiling -- [--outputs .local/outputs.env] [--seconds 10] [--concurrency 64]
 //! ```
 //! Prints `ceiling_messages_per_second=<n>` last. The objects and items it
 //! writes go under `ceiling/` and use ids that no message can have.
@@ -13,29 +13,36 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::stream::{self, StreamExt};
 
+/// The emulator's own ceiling for the consumer's calls.
+#[derive(Debug, clap::Parser)]
+#[command(name = "ceiling")]
+struct Args {
+    /// The stack's outputs file (default: .local/outputs.env).
+    #[arg(long)]
+    outputs: Option<PathBuf>,
+    /// How long to drive the calls.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Messages in flight, as the consumer's MAX_CONCURRENCY.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
-    let mut outputs = tests::repo_root().join(".local/outputs.env");
-    let mut seconds = 10u64;
-    let mut concurrency = 64usize;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--outputs" => outputs = PathBuf::from(value()?),
-            "--seconds" => seconds = value()?.parse().context("--seconds")?,
-            "--concurrency" => concurrency = value()?.parse().context("--concurrency")?,
-            other => bail!("unknown argument {other:?}"),
-        }
-    }
-    let stack = tests::Stack::from_outputs_file(&outputs).await?;
+    let args = <Args as clap::Parser>::parse();
+    let outputs = args
+        .outputs
+        .unwrap_or_else(|| tools::repo_root().join(".local/outputs.env"));
+    let (seconds, concurrency) = (args.seconds, usize::from(args.concurrency));
+    let stack = tools::Stack::from_outputs_file(&outputs).await?;
     let bucket = stack.output("BUCKET_NAME")?.to_owned();
     let table = stack.output("TABLE_NAME")?.to_owned();
-    let run = tests::unique("ceiling");
+    let run = tools::unique("ceiling");
     let now = pipeline_core::rfc3339_millis(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
