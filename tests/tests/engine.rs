@@ -10,19 +10,6 @@ use serde_json::json;
 use tests::proxy::{Fault, FaultProxy, Op, Rule};
 use tests::{endpoint, reported_failures, sqs_event, unique, Stack};
 
-/// Sends the consumer's S3 and DynamoDB calls through `proxy`.
-async fn consumer_through(stack: &Stack, proxy: &FaultProxy) -> Result<()> {
-    stack
-        .set_function_env(
-            "CONSUMER_FUNCTION_NAME",
-            &[
-                ("AWS_ENDPOINT_URL_S3", proxy.url()),
-                ("AWS_ENDPOINT_URL_DYNAMODB", proxy.url()),
-            ],
-        )
-        .await
-}
-
 fn messages(n: usize, tag: &str) -> Vec<(String, String)> {
     (0..n)
         .map(|i| (unique(tag), json!({"test": tag, "n": i}).to_string()))
@@ -53,7 +40,7 @@ async fn a_stalled_put_fails_only_its_message_and_the_others_are_stored() -> Res
         vec![Rule::new(Op::S3PutObject, Fault::Stall, 1.0).when_body_contains("stall-me")],
     )
     .await?;
-    consumer_through(&stack, &proxy).await?;
+    stack.consumer_through(&proxy.url()).await?;
     let mut batch = messages(10, "stall");
     batch[3].1 = json!({"test": "stall", "note": "stall-me"}).to_string();
     let stalled = batch[3].0.clone();
@@ -105,7 +92,7 @@ async fn fair_queue_group_ids_on_a_standard_queue_are_processed_concurrently() -
         )],
     )
     .await?;
-    consumer_through(&stack, &proxy).await?;
+    stack.consumer_through(&proxy.url()).await?;
     let batch = messages(20, "fair");
     let mut event = sqs_event(&batch);
     for record in event["Records"].as_array_mut().into_iter().flatten() {

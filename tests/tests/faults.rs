@@ -13,19 +13,6 @@ use tests::{endpoint, reported_failures, sqs_event, wait_until, Stack};
 
 const SETTLE: Duration = Duration::from_secs(120);
 
-/// Sends the consumer's S3 and DynamoDB calls through `proxy`.
-async fn consumer_through(stack: &Stack, proxy: &FaultProxy) -> Result<()> {
-    stack
-        .set_function_env(
-            "CONSUMER_FUNCTION_NAME",
-            &[
-                ("AWS_ENDPOINT_URL_S3", proxy.url()),
-                ("AWS_ENDPOINT_URL_DYNAMODB", proxy.url()),
-            ],
-        )
-        .await
-}
-
 /// What the stack holds for the given message ids.
 struct Census {
     stored: HashSet<String>,
@@ -122,7 +109,7 @@ async fn s3_and_dynamodb_errors_lose_and_duplicate_nothing() -> Result<()> {
         ],
     )
     .await?;
-    consumer_through(&stack, &proxy).await?;
+    stack.consumer_through(&proxy.url()).await?;
     let ids = stack.send_raw_batch(&bodies(60, "5xx")).await?;
     let c = assert_each_stored_once_or_dead(&stack, &ids).await?;
     ensure!(
@@ -153,7 +140,7 @@ async fn connection_resets_lose_and_duplicate_nothing() -> Result<()> {
         ],
     )
     .await?;
-    consumer_through(&stack, &proxy).await?;
+    stack.consumer_through(&proxy.url()).await?;
     let ids = stack.send_raw_batch(&bodies(40, "reset")).await?;
     let c = assert_each_stored_once_or_dead(&stack, &ids).await?;
     ensure!(proxy.injected(Op::S3PutObject) > 0 && proxy.injected(Op::DynamoBatchWriteItem) > 0);
@@ -181,7 +168,7 @@ async fn reported_failures_are_exactly_the_unstored_messages_and_their_retry_sto
         ],
     )
     .await?;
-    consumer_through(&stack, &proxy).await?;
+    stack.consumer_through(&proxy.url()).await?;
     let messages: Vec<(String, String)> = (0..40)
         .map(|i| {
             (
@@ -260,7 +247,7 @@ async fn a_call_slower_than_the_function_timeout_is_retried_not_lost() -> Result
         }],
     )
     .await?;
-    consumer_through(&stack, &proxy).await?;
+    stack.consumer_through(&proxy.url()).await?;
     let ids = stack.send_raw_batch(&bodies(20, "slow")).await?;
     let c = assert_each_stored_once_or_dead(&stack, &ids).await?;
     ensure!(
@@ -292,7 +279,7 @@ async fn a_consumer_killed_mid_batch_has_its_batch_redelivered_and_stored_once()
         }],
     )
     .await?;
-    consumer_through(&stack, &proxy).await?;
+    stack.consumer_through(&proxy.url()).await?;
     let ids = stack.send_raw_batch(&bodies(10, "kill")).await?;
     let pids = wait_until(
         "a consumer process mid-batch",

@@ -319,6 +319,18 @@ impl Stack {
         Ok(())
     }
 
+    /// Sends the consumer's S3 and DynamoDB calls to `url` (a fault proxy).
+    pub async fn consumer_through(&self, url: &str) -> Result<()> {
+        self.set_function_env(
+            "CONSUMER_FUNCTION_NAME",
+            &[
+                ("AWS_ENDPOINT_URL_S3", url.to_owned()),
+                ("AWS_ENDPOINT_URL_DYNAMODB", url.to_owned()),
+            ],
+        )
+        .await
+    }
+
     /// Invokes the consumer directly with an SQS event; returns its answer
     /// (a partial batch response) or fails on a function error.
     pub async fn invoke_consumer(&self, event: &serde_json::Value) -> Result<serde_json::Value> {
