@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use futures::stream::{self, StreamExt};
 
 /// The emulator's own ceiling for the consumer's calls.
@@ -83,15 +83,17 @@ async fn main() -> Result<()> {
             let writes = chunk
                 .iter()
                 .map(|id| {
-                    // The shape of a record item, so readers of the table need no special case.
-                    let s = |v: String| AttributeValue::S(v);
+                    // A record item, so readers of the table need no special case.
+                    let record = pipeline_core::StoredRecord {
+                        id: id.clone(),
+                        message_id: format!("ceiling-{id}"),
+                        s3_key: format!("ceiling/{id}.json"),
+                        received_at: now.clone(),
+                        body_bytes: 7,
+                        stored_at: now.clone(),
+                    };
                     let item = PutRequest::builder()
-                        .item("id", s(id.clone()))
-                        .item("messageId", s(format!("ceiling-{id}")))
-                        .item("s3Key", s(format!("ceiling/{id}.json")))
-                        .item("receivedAt", s(now.clone()))
-                        .item("bodyBytes", AttributeValue::N("7".into()))
-                        .item("storedAt", s(now.clone()))
+                        .set_item(Some(pipeline_aws::to_item(&record)))
                         .build()?;
                     Ok(WriteRequest::builder().put_request(item).build())
                 })
