@@ -2,13 +2,14 @@
 #![no_main]
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
 use pipeline_core::{EnqueueResponse, ErrorBody, StoredRecord, MAX_SQS_MESSAGE_BYTES};
-use producer::{app, AppState, Config, Entry, EntryResult, Error, Queue, Records};
+use producer::{app, AppState, Config, Entry, EntryResult, Error, Queue, Records, SendError};
 use tower::ServiceExt;
 
 const MAX_MESSAGES: usize = 20;
@@ -17,7 +18,11 @@ const MAX_MESSAGES: usize = 20;
 struct Sent(Mutex<usize>);
 
 impl Queue for Sent {
-    async fn send_batch(&self, entries: &[Entry]) -> Result<Vec<EntryResult>, Error> {
+    async fn send_batch(
+        &self,
+        entries: &[Entry],
+        _budget: Duration,
+    ) -> Result<Vec<EntryResult>, SendError> {
         assert!(
             !entries.is_empty() && entries.len() <= 10,
             "batch of {}",
