@@ -172,8 +172,7 @@ impl<'a, P: Processor> Run<'a, P> {
                 let send = chunk.len() >= self.limit
                     || running == 0
                     || now >= self.soft
-                    || waited >= self.options.max_linger
-                    || (self.ready.is_empty() && waited >= self.options.linger);
+                    || waited >= self.linger(chunk.len(), running);
                 if send {
                     full.push_back(std::mem::take(&mut chunk));
                 }
@@ -187,14 +186,8 @@ impl<'a, P: Processor> Run<'a, P> {
                 break;
             }
             // Wake up to send a waiting chunk even if nothing else happens.
-            let wake = (!chunk.is_empty()).then(|| {
-                let wait = if self.ready.is_empty() {
-                    self.options.linger
-                } else {
-                    self.options.max_linger
-                };
-                (chunk_since + wait).min(self.soft)
-            });
+            let wake = (!chunk.is_empty())
+                .then(|| (chunk_since + self.linger(chunk.len(), running)).min(self.soft));
             let step = tokio::select! {
                 biased;
                 step = in_flight.next() => step,
@@ -239,6 +232,19 @@ impl<'a, P: Processor> Run<'a, P> {
                 }
                 None => break,
             }
+        }
+    }
+
+    /// How long a chunk of `items` waits for more: the short linger once no
+    /// message waits to start and the running ones could not fill it anyway;
+    /// `max_linger` while more items are coming (messages waiting to start,
+    /// or enough running to fill it), so a stalled message holds a chunk back
+    /// for `max_linger` at the most.
+    fn linger(&self, items: usize, running: usize) -> std::time::Duration {
+        if self.ready.is_empty() && items + running < self.limit {
+            self.options.linger
+        } else {
+            self.options.max_linger
         }
     }
 

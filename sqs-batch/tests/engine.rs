@@ -676,3 +676,22 @@ async fn a_step_timeout_frees_a_stalled_slot_so_the_fifo_lane_goes_on() {
         "the rest of the batch is reported"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_chunk_that_running_messages_will_fill_waits_for_them_not_the_linger() {
+    // 100 messages, 64 at a time, 20 ms each: the first wave leaves 14 items
+    // once two chunks of 25 are full; the 36 still running fill it, so it is
+    // not sent half-empty after the linger: four calls, all full.
+    let fake = Fake {
+        step: Duration::from_millis(20),
+        batch: 25,
+        flush_time: Duration::from_millis(20),
+        ..Fake::default()
+    };
+    let report = process(&fake, &standard(100), in_(10), &Options::default())
+        .await
+        .expect("processed");
+    assert_eq!(report.succeeded, 100);
+    let sizes: Vec<usize> = fake.flushes().iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![25, 25, 25, 25]);
+}
