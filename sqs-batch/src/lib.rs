@@ -15,7 +15,8 @@
 //! - one message's trouble (an error, a bad body, a panic, a call that never
 //!   answers) fails that message only; a chunk of the batched step is sent
 //!   when full, at once when no message is running, after
-//!   [`Options::linger`] when none is waiting to start, after
+//!   [`Options::linger`] when none is waiting to start and the running ones
+//!   could not fill it, after
 //!   [`Options::max_linger`] in any case, and at the soft deadline, so a slow
 //!   message never holds back another's write;
 //! - a batched call still running at the hard deadline is abandoned and its

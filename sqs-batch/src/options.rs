@@ -93,10 +93,12 @@ pub struct Options {
     /// Calls of the batched step in flight at once, at least 1.
     pub flush_concurrency: usize,
     /// How long a chunk waits for more items once no message is waiting to
-    /// start (it is sent at once when no message is running either).
+    /// start and the messages still running could not fill it (it is sent
+    /// at once when no message is running).
     pub linger: Duration,
-    /// How long a chunk waits for more items while messages are still
-    /// waiting to start (concurrency saturated).
+    /// How long a chunk waits for more items otherwise: while messages wait
+    /// to start, or enough are running to fill it. A stalled message holds a
+    /// chunk back this long at the most.
     pub max_linger: Duration,
     /// The soft and hard deadlines.
     pub deadline: DeadlinePolicy,
