@@ -167,14 +167,15 @@ impl<'a, P: Processor> Run<'a, P> {
                     in_flight.push(self.start(index));
                 }
             }
+            // When a waiting chunk is due: after its linger, at the soft
+            // deadline at the latest. Wake up then even if nothing else happens.
+            let mut wake = None;
             if !chunk.is_empty() {
-                let waited = now.saturating_duration_since(chunk_since);
-                let send = chunk.len() >= self.limit
-                    || running == 0
-                    || now >= self.soft
-                    || waited >= self.linger(chunk.len(), running);
-                if send {
+                let due = (chunk_since + self.linger(chunk.len(), running)).min(self.soft);
+                if chunk.len() >= self.limit || running == 0 || now >= due {
                     full.push_back(std::mem::take(&mut chunk));
+                } else {
+                    wake = Some(due);
                 }
             }
             while flushing < self.options.flush_concurrency {
@@ -185,9 +186,6 @@ impl<'a, P: Processor> Run<'a, P> {
             if in_flight.is_empty() {
                 break;
             }
-            // Wake up to send a waiting chunk even if nothing else happens.
-            let wake = (!chunk.is_empty())
-                .then(|| (chunk_since + self.linger(chunk.len(), running)).min(self.soft));
             let step = tokio::select! {
                 biased;
                 step = in_flight.next() => step,
