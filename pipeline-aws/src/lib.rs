@@ -24,22 +24,29 @@ pub struct CallTimeouts {
 /// given time limits, for every service client.
 #[cfg(feature = "sdk")]
 pub async fn sdk_config(timeouts: CallTimeouts) -> aws_config::SdkConfig {
-    use aws_config::timeout::TimeoutConfig;
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(http)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_millis(3_100).min(timeouts.attempt))
-                .operation_attempt_timeout(timeouts.attempt)
-                .operation_timeout(timeouts.operation)
-                .build(),
-        )
+        .timeout_config(timeouts.timeout_config())
         .load()
         .await
+}
+
+#[cfg(feature = "sdk")]
+impl CallTimeouts {
+    /// The SDK's timeout settings for these limits, for a client or for one
+    /// call (`customize().config_override(..)`). The connect timeout is the
+    /// SDK's default (3.1 s), or the attempt's limit if that is shorter.
+    pub fn timeout_config(&self) -> aws_config::timeout::TimeoutConfig {
+        aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_millis(3_100).min(self.attempt))
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
 }
 
 /// Full-jitter exponential backoff: a random delay between zero and

@@ -2,7 +2,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::SdkError;
@@ -132,11 +131,11 @@ impl Queue for SqsQueue {
             .collect::<Result<Vec<_>, _>>()?;
         // The SDK retries throttling, 5xx and connection failures; all its
         // attempts fit in what this call may take.
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(budget.min(Duration::from_millis(3_100)))
-            .operation_attempt_timeout(budget.min(self.attempt_timeout))
-            .operation_timeout(budget)
-            .build();
+        let timeouts = pipeline_aws::CallTimeouts {
+            attempt: budget.min(self.attempt_timeout),
+            operation: budget,
+        }
+        .timeout_config();
         let output = self
             .client
             .send_message_batch()
