@@ -194,15 +194,15 @@ async fn send_chunk<Q: Queue>(
                 ));
             }
         }
+        if retry.is_empty() {
+            break;
+        }
         let delay = pipeline_aws::backoff(
             attempt + 1,
             Duration::from_millis(20),
             Duration::from_millis(1_280),
         );
         let time_for_another = Instant::now() + delay + MIN_CALL_BUDGET <= options.deadline;
-        if retry.is_empty() {
-            break;
-        }
         if attempt >= options.max_attempts || !time_for_another {
             failed.extend(retry.iter().map(|(i, f)| entry_rejected(*i, &f.code, true)));
             break;
