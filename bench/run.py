@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark the Rust consumer against its Python peers on a local Lambda stand-in.
 
-    bench/.venv/bin/python bench/run.py            # full run -> bench/results/
-    bench/.venv/bin/python bench/run.py --smoke    # < 1 minute, for CI
+    bench/.venv/bin/python bench/run.py            # full run -> bench/results/ (~15-20 min)
+    bench/.venv/bin/python bench/run.py --quick    # a few minutes: fewer memory sizes and repetitions
+    bench/.venv/bin/python bench/run.py --smoke    # < 2 minutes, for CI
 
 Normally started by bench/bench.sh, which makes the two venvs first.
 """
@@ -18,8 +19,27 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from harness import report  # noqa: E402
+from harness import quota, report  # noqa: E402
 from harness.driver import Profile, Run, Settings  # noqa: E402
+
+# What each mode runs. The sweep's reps are bounded by a time budget per
+# cell (function x memory size x batch size): at least min_reps, then more
+# until cell_seconds have passed, at most max_reps.
+MODES = {
+    "full": dict(profiles="0,20,20:stub", sizes=[10, 100], reps=20, warmup=3, cold_starts=5, max_minutes=45,
+                 sweep_memory=[128, 256, 512, 1024, 1769, 3008], sweep_sizes=[10, 100], sweep_cold_starts=3,
+                 sweep_warmup=1, sweep_min_reps=5, sweep_max_reps=20, sweep_cell_seconds=8.0,
+                 instructions="rust,python-plain,python-powertools", instructions_batch=100,
+                 instructions_invocations=2),
+    "quick": dict(profiles="0", sizes=[10, 100], reps=5, warmup=1, cold_starts=2, max_minutes=15,
+                  sweep_memory=[128, 512, 1769], sweep_sizes=[10, 100], sweep_cold_starts=1,
+                  sweep_warmup=1, sweep_min_reps=5, sweep_max_reps=8, sweep_cell_seconds=2.0,
+                  instructions="rust", instructions_batch=100, instructions_invocations=2),
+    "smoke": dict(profiles="0,20,20:stub", sizes=[5, 20], reps=1, warmup=1, cold_starts=1, max_minutes=3,
+                  sweep_memory=[512], sweep_sizes=[10, 100], sweep_cold_starts=1,
+                  sweep_warmup=0, sweep_min_reps=1, sweep_max_reps=1, sweep_cell_seconds=0.0,
+                  instructions="rust", instructions_batch=20, instructions_invocations=1),
+}
 
 ALL_FUNCTIONS = ["rust", "python-plain", "python-powertools"]
 
@@ -35,9 +55,45 @@ def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
+def _instructions(settings: Settings, wanted: list[str], batch: int, invocations: int) -> dict:
+    """Instructions per message from harness/instructions.py (callgrind), for the functions wanted.
+
+    Per function: {"instructions_per_message": float, ...} or {"reason": why not}; never guessed.
+    """
+    if not wanted:
+        return {"available": False, "reason": "not asked for (--instructions '')"}
+    try:
+        from harness import instructions
+    except ImportError as error:
+        return {"available": False, "reason": f"harness/instructions.py not available ({error})"}
+    reason = instructions.available()
+    if reason:
+        return {"available": False, "reason": reason}
+    out = {}
+    for sp in instructions.specs(settings.rust_bootstrap, settings.venv):
+        if sp.name not in wanted or sp.name not in settings.functions:
+            continue
+        sys.stderr.write(f"  .. instructions: {sp.name} under callgrind, {invocations} x batch {batch}\n")
+        t0 = time.monotonic()
+        try:
+            row = instructions.measure(sp, batch=batch, invocations=invocations, warmup=1,
+                                       work_dir=settings.work_dir / "instructions" / sp.name,
+                                       max_concurrency=settings.max_concurrency)
+        except Exception as error:  # noqa: BLE001 - report the reason, keep the run's results
+            row = {"unavailable": f"{type(error).__name__}: {error}"}
+        if "unavailable" in row:
+            row = {"reason": row["unavailable"], "batch": batch}
+        row["seconds"] = round(time.monotonic() - t0, 1)
+        out[sp.name] = row
+    return {"available": True, "batch": batch, "functions": out}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    p.add_argument("--smoke", action="store_true", help="1 repetition, small batches, well under a minute")
+    p.add_argument("--smoke", action="store_true",
+                   help="CI: 1 repetition, small batches, every function at one quota (512 MB); under 2 minutes")
+    p.add_argument("--quick", action="store_true",
+                   help="a few minutes: 0 ms rows only, memory sizes 128/512/1769, fewer repetitions")
     p.add_argument("--functions", default=",".join(ALL_FUNCTIONS), help="comma list of %s" % ALL_FUNCTIONS)
     p.add_argument("--rust-bootstrap", default=None,
                    help="path of the Rust consumer binary (default: $BENCH_RUST_BOOTSTRAP, then "
@@ -52,7 +108,25 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=None, help="timed invocations per size and delay (default 20; smoke 1)")
     p.add_argument("--warmup", type=int, default=None, help="untimed invocations first (default 3; smoke 1)")
     p.add_argument("--cold-starts", type=int, default=None, help="process starts per function (default 5; smoke 1)")
-    p.add_argument("--memory-mb", type=int, default=1769, help="AWS_LAMBDA_FUNCTION_MEMORY_SIZE (1769 = one vCPU)")
+    p.add_argument("--memory-mb", type=int, default=1769,
+                   help="AWS_LAMBDA_FUNCTION_MEMORY_SIZE of the latency rows, one pinned core (1769 = one vCPU)")
+    p.add_argument("--memory-sizes", type=_ints, default=None,
+                   help="the sweep's memory sizes in MB, each under a CPU quota of size/1769 of a core "
+                        "(default 128,256,512,1024,1769,3008; quick 128,512,1769; smoke 512; '' for none)")
+    p.add_argument("--sweep-sizes", type=_ints, default=None, help="the sweep's batch sizes (default 10,100)")
+    p.add_argument("--sweep-latency", type=Profile.parse, default=Profile(20.0, "stub"),
+                   help="the sweep's latency setting (default 20:stub)")
+    p.add_argument("--cell-seconds", type=float, default=None,
+                   help="time budget per sweep cell (function x memory x batch size) after its minimum reps "
+                        "(default 8; quick 2)")
+    p.add_argument("--min-reps", type=int, default=None, help="sweep: timed invocations per cell at least (default 5)")
+    p.add_argument("--max-reps", type=int, default=None, help="sweep: timed invocations per cell at most (default 20)")
+    p.add_argument("--instructions", default=None,
+                   help="functions to count instructions per message of, under callgrind (harness/instructions.py;"
+                        " default: all in a full run, rust in quick and smoke; '' for none)")
+    p.add_argument("--instructions-batch", type=int, default=None, help="batch size counted (default 100; smoke 20)")
+    p.add_argument("--cpu-period-us", type=int, default=quota.DEFAULT_PERIOD_US,
+                   help=f"CFS period of the quota, µs (default {quota.DEFAULT_PERIOD_US}: see harness/quota.py)")
     p.add_argument("--max-concurrency", type=int, default=64,
                    help="MAX_CONCURRENCY given to every function: messages in flight in the Rust consumer "
                         "(its default is 64), threads in the plain peer; the powertools peer is sequential")
@@ -71,14 +145,24 @@ def main(argv=None) -> int:
     unknown = set(functions) - set(ALL_FUNCTIONS)
     if unknown:
         p.error(f"unknown functions: {sorted(unknown)}")
+    if a.smoke and a.quick:
+        p.error("--smoke and --quick exclude each other")
     smoke = a.smoke
+    mode = "smoke" if smoke else "quick" if a.quick else "full"
+    m = MODES[mode]
+    memory = a.memory_sizes if a.memory_sizes is not None else m["sweep_memory"]
+    for mb in memory:
+        try:
+            quota.quota_us(mb, a.cpu_period_us)
+        except ValueError as error:
+            p.error(str(error))
     settings = Settings(
         functions=functions,
-        profiles=a.latency or _profiles("0,20,20:stub"),
-        sizes=a.sizes or ([5, 20] if smoke else [10, 100]),
-        reps=a.reps or (1 if smoke else 20),
-        warmup=a.warmup if a.warmup is not None else (1 if smoke else 3),
-        cold_starts=a.cold_starts or (1 if smoke else 5),
+        profiles=a.latency or _profiles(m["profiles"]),
+        sizes=a.sizes or m["sizes"],
+        reps=a.reps or m["reps"],
+        warmup=a.warmup if a.warmup is not None else m["warmup"],
+        cold_starts=a.cold_starts or m["cold_starts"],
         memory_mb=a.memory_mb,
         emulator_port=a.emulator_port,
         emulator_python=a.emulator_python,
@@ -89,14 +173,33 @@ def main(argv=None) -> int:
         pin=not a.no_pin,
         max_concurrency=a.max_concurrency,
         conformance=not a.no_conformance,
-        max_minutes=a.max_minutes or (2 if smoke else 30),
+        max_minutes=a.max_minutes or m["max_minutes"],
         smoke=smoke,
+        sweep_memory=memory,
+        sweep_sizes=a.sweep_sizes or m["sweep_sizes"],
+        sweep_profile=a.sweep_latency,
+        sweep_cold_starts=m["sweep_cold_starts"],
+        sweep_warmup=m["sweep_warmup"],
+        sweep_min_reps=a.min_reps or m["sweep_min_reps"],
+        sweep_max_reps=max(a.max_reps or m["sweep_max_reps"], a.min_reps or m["sweep_min_reps"]),
+        sweep_cell_seconds=a.cell_seconds if a.cell_seconds is not None else m["sweep_cell_seconds"],
+        cpu_period_us=a.cpu_period_us,
+        mode=mode,
     )
     t0 = time.monotonic()
     results = Run(settings).execute()
-    md, svg, js = report.write(results, settings.out_dir)
+    wanted = [f.strip() for f in (a.instructions if a.instructions is not None else m["instructions"]).split(",")
+              if f.strip()]
+    results["instructions"] = _instructions(settings, wanted, a.instructions_batch or m["instructions_batch"],
+                                            m["instructions_invocations"])
+    paths = report.write(results, settings.out_dir)
     elapsed = time.monotonic() - t0
-    print(f"report: {md}\nchart:  {svg}\nraw:    {js}\n({elapsed:.1f}s)")
+    print("\n".join(f"{k + ':':8}{v}" for k, v in paths.items()) + f"\n({elapsed:.1f}s)")
+    q = results["settings"]["sweep"].get("quota") or {}
+    if settings.sweep_memory and not q.get("available"):
+        print(f"CPU quota: NOT SET ({q.get('how')}); the memory sweep and cost table were skipped")
+    for line in report.instruction_lines(results):
+        print(line)
 
     statuses = {n: r["status"] for n, r in results["functions"].items()}
     bad = {n for n, s in statuses.items() if s != "ok" and s != "missing"}

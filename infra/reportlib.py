@@ -118,3 +118,39 @@ def two_lines(ax, title: str, labels: list[str], left: tuple[str, str, list[floa
     ax.grid(axis="y", color="#eee")
     ax.set_title(title, loc="left", fontweight="bold", fontsize=9)
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0, -0.12), ncol=2, frameon=False, fontsize=8)
+
+
+def lines_logx(ax, title: str, series: list[tuple[str, str, list[float], list[float | None]]],
+               xlabel: str = "", ylabel: str = "", marks: dict[str, float] | None = None, log_y: bool = False) -> None:
+    """One line per series (name, color, xs, ys) over a log2 x axis, ticks at the xs given.
+
+    None values break a line (a point not measured); marks[name] = x draws a
+    ring round that series' point at x (e.g. its cheapest memory size).
+    """
+    ticks = sorted({x for _, _, xs, _ in series for x in xs})
+    for name, color, xs, ys in series:
+        pts = [(x, y) for x, y in zip(xs, ys)]
+        ax.plot([x for x, _ in pts], [float("nan") if y is None else y for _, y in pts], marker="o", markersize=4,
+                linewidth=2, color=color, label=name)
+        if marks and name in marks:
+            y = dict(pts).get(marks[name])
+            if y is not None:
+                ax.plot([marks[name]], [y], marker="o", markersize=11, markerfacecolor="none",
+                        markeredgecolor=color, markeredgewidth=1.5, linestyle="none")
+    ax.set_xscale("log", base=2)
+    if log_y:
+        ax.set_yscale("log")
+    if ticks:
+        ax.set_xticks(ticks, [f"{x:g}" for x in ticks], fontsize=7)
+        ax.minorticks_off()
+    ax.tick_params(axis="y", labelsize=8, colors="#555")
+    ax.grid(color="#eee", which="both")
+    ax.set_axisbelow(True)
+    ax.set_title(title, loc="left", fontweight="bold", fontsize=9)
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=8)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=8)
+    if not log_y:
+        ax.set_ylim(bottom=0)
+    ax.legend(loc="upper right", frameon=False, fontsize=7)

@@ -12,10 +12,10 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import artifacts, emulator, verify
+from . import artifacts, emulator, quota, verify
 from .events import EventSet
 from .functions import BENCH_DIR, FunctionProcess, FunctionSpec, lambda_env, python_specs, rust_spec
 from .procstat import (
@@ -77,6 +77,18 @@ class Settings:
     max_minutes: float
     smoke: bool
     records_prefix: str = "records/"
+    # The memory sweep: each function under a CPU quota of memory/1769 of a
+    # core (harness/quota.py), at one latency setting.
+    sweep_memory: list[int] = field(default_factory=list)
+    sweep_sizes: list[int] = field(default_factory=lambda: [10, 100])
+    sweep_profile: Profile = field(default_factory=lambda: Profile(20.0, "stub"))
+    sweep_cold_starts: int = 1
+    sweep_warmup: int = 1
+    sweep_min_reps: int = 5
+    sweep_max_reps: int = 20
+    sweep_cell_seconds: float = 8.0
+    cpu_period_us: int = quota.DEFAULT_PERIOD_US
+    mode: str = "full"  # "full" | "quick" | "smoke"
 
 
 class Progress:
@@ -231,6 +243,15 @@ class Run:
                 "warmup": s.warmup, "cold_starts": s.cold_starts, "memory_mb": s.memory_mb,
                 "pinned": self.fn_cpus is not None, "max_concurrency": s.max_concurrency,
                 "function_cpus": sorted(self.fn_cpus) if self.fn_cpus else None,
+                "mode": s.mode,
+                "sweep": {
+                    "memory_mb": s.sweep_memory, "sizes": s.sweep_sizes,
+                    "profile": {"key": s.sweep_profile.key, "delay_ms": s.sweep_profile.delay_ms,
+                                "backend": s.sweep_profile.backend, "label": s.sweep_profile.label},
+                    "cold_starts": s.sweep_cold_starts, "warmup": s.sweep_warmup,
+                    "min_reps": s.sweep_min_reps, "max_reps": s.sweep_max_reps,
+                    "cell_seconds": s.sweep_cell_seconds, "period_us": s.cpu_period_us,
+                },
             },
             "functions": {},
         }
@@ -248,13 +269,23 @@ class Run:
         per_delay = self.s.warmup + len(self.s.sizes) * self.s.reps + 2  # + verify + conformance
         first = self.s.cold_starts * 2 + per_delay
         later = 2 + per_delay
-        return runnable * (first + later * (len(self.s.profiles) - 1)) + 2
+        return runnable * (first + later * (len(self.s.profiles) - 1)) + 2 + self.sweep_steps(runnable)
+
+    def sweep_steps(self, runnable: int) -> int:
+        s = self.s
+        per_cell = s.sweep_cold_starts * 2 + s.sweep_warmup * len(s.sweep_sizes) + len(s.sweep_sizes) * s.sweep_max_reps
+        return runnable * len(s.sweep_memory) * per_cell
 
     def execute(self) -> dict:
         s = self.s
         specs = self.specs()
         self.results["machine"] = machine_info(s.venv)
         runnable = [sp for sp in specs if not sp.missing]
+        backend, how = quota.detect() if s.sweep_memory else (None, "no memory sizes to sweep")
+        self.quotas = quota.Quotas(backend, s.cpu_period_us, tag=self.run_id[-4:])
+        self.results["settings"]["sweep"]["quota"] = {"available": backend is not None, "how": how}
+        if s.sweep_memory and backend is None:
+            sys.stderr.write(f"!! no CPU quota can be set here ({how}): the memory sweep is SKIPPED\n")
         for sp in specs:
             self.results["functions"][sp.name] = {
                 "kind": sp.kind,
@@ -268,6 +299,7 @@ class Run:
                 "verify": {"checked": 0, "problems": []},
                 "conformance": None,
                 "peak_rss_kib": None,
+                "sweep": {},
             }
             if sp.missing:
                 sys.stderr.write(f"!! {sp.name}: {sp.missing}\n")
@@ -313,7 +345,10 @@ class Run:
                             progress.note(f"{sp.name} failed: {record['error']}")
                 finally:
                     proxy.stop()
+            if s.sweep_memory and self.quotas.available and not self.out_of_time():
+                self._sweep(runnable, progress)
         finally:
+            self.quotas.close()
             emu.stop()
         self.results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -515,3 +550,141 @@ class Run:
             if items.get(verify.record_id(m)) is not None:
                 problems.append(f"{m}: S3 put failed but a DynamoDB item was written")
         return {"ok": not problems, "problems": problems[:20], "denied": sorted(doomed)}
+
+    # ------------------------------------------------------------------
+    # The memory sweep: Lambda's CPU share by memory size, as a cgroup quota.
+
+    def _sweep_cpus(self, memory_mb: int) -> set[int] | None:
+        """One pinned core up to 1,769 MB; above it, as many CPUs as the share needs."""
+        need = quota.cpus_needed(memory_mb)
+        if need <= 1:
+            return self.fn_cpus
+        cpus = sorted(os.sched_getaffinity(0) | (self.other_cpus or set()) | (self.fn_cpus or set()))
+        if len(cpus) < need:
+            raise RuntimeError(f"{memory_mb} MB needs {need} CPUs for its {quota.cpu_share(memory_mb):.2f} cores; "
+                               f"this machine has {len(cpus)}")
+        return set(cpus[-need:])
+
+    def _sweep(self, runnable: list[FunctionSpec], progress: Progress) -> None:
+        s = self.s
+        profile = s.sweep_profile
+        per_cell = s.sweep_cold_starts * 2 + s.sweep_warmup * len(s.sweep_sizes) + len(s.sweep_sizes) * s.sweep_max_reps
+        proxy = Proxy(s.emulator_port, profile, s.work_dir / "logs" / f"proxy-sweep-{profile.key}.log", self.other_cpus)
+        progress.note(f"memory sweep {s.sweep_memory} MB under a CPU quota "
+                      f"(period {s.cpu_period_us} µs), {profile.label}, proxy on {proxy.url}")
+        try:
+            for memory_mb in s.sweep_memory:
+                for sp in runnable:
+                    rec = self.results["functions"][sp.name]
+                    if rec["status"] == "failed":
+                        progress.step(f"{sp.name} @{memory_mb} MB skipped (failed earlier)", per_cell)
+                        continue
+                    if self.out_of_time():
+                        progress.step(f"{sp.name} @{memory_mb} MB skipped: time budget spent", per_cell)
+                        rec["sweep"][str(memory_mb)] = {"skipped": "time budget spent"}
+                        continue
+                    t_cell = progress.done
+                    try:
+                        rec["sweep"][str(memory_mb)] = self._sweep_cell(sp, memory_mb, proxy, progress)
+                    except Exception as error:  # noqa: BLE001 - report and go on
+                        rec["status"] = "failed"
+                        rec["error"] = f"memory sweep at {memory_mb} MB: {type(error).__name__}: {error}"
+                        progress.note(f"{sp.name} failed: {rec['error']}")
+                    progress.step(f"{sp.name} @{memory_mb} MB done", max(0, per_cell - (progress.done - t_cell)))
+        finally:
+            proxy.stop()
+
+    def _sweep_cell(self, sp: FunctionSpec, memory_mb: int, proxy: Proxy, progress: Progress) -> dict:
+        s = self.s
+        tag = f"{sp.name} @{memory_mb} MB"
+        cpus = self._sweep_cpus(memory_mb)
+        group = self.quotas.group(sp.name, memory_mb)
+        home = s.work_dir / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        app_env = {
+            # The stub backend answers S3 and DynamoDB itself: nothing is made or stored.
+            "BUCKET_NAME": f"bench-sweep-{self.run_id}".lower()[:63],
+            "TABLE_NAME": f"bench-sweep-{self.run_id}",
+            "RECORDS_PREFIX": s.records_prefix,
+            "AWS_ENDPOINT_URL": proxy.url,
+            "MAX_CONCURRENCY": str(s.max_concurrency),
+            "S3_FORCE_PATH_STYLE": "true",
+        }
+        out = {"quota": group.settings(), "share": round(quota.cpu_share(memory_mb), 4),
+               "cpus": sorted(cpus) if cpus else None, "init_ms": [], "cold_invoke_ms": [],
+               "cold_invoke_size": s.sweep_sizes[0], "sizes": {}}
+        log_path = s.work_dir / "logs" / f"{sp.name}-sweep-{memory_mb}.log"
+        fp = None
+        try:
+            for c in range(s.sweep_cold_starts):
+                if fp is not None:
+                    fp.stop()
+                fp = FunctionProcess(sp, lambda api: lambda_env(sp, api, memory_mb, home, app_env), log_path, cpus,
+                                     cgroup=group)
+                fp.start()
+                init_ms, error = fp.wait_init(INIT_TIMEOUT_S * 4)
+                if error:
+                    raise RuntimeError(f"{error}\n{fp.log_tail()}")
+                if fp.pid not in group.pids():
+                    raise RuntimeError(f"process {fp.pid} is not in {group.path}: the quota would not apply")
+                out["init_ms"].append(round(init_ms, 3))
+                progress.step(f"{tag} cold start {c + 1}/{s.sweep_cold_starts}: init {init_ms:.1f} ms")
+                event, raw = self.events.get("cold", s.sweep_sizes[0], c)
+                inv = fp.api.invoke(raw, INVOKE_TIMEOUT_S, alive=fp.alive)
+                failed, problems = verify.check_response(event, inv)
+                if problems or failed:
+                    raise RuntimeError(f"first invocation: {problems or sorted(failed)}\n{fp.log_tail()}")
+                out["cold_invoke_ms"].append(round(inv.duration_ms, 3))
+                progress.step(f"{tag} first invocation: {inv.duration_ms:.1f} ms")
+            for size in s.sweep_sizes:
+                for w in range(s.sweep_warmup):
+                    event, raw = self.events.get("warmup", size, w)
+                    inv = fp.api.invoke(raw, INVOKE_TIMEOUT_S, alive=fp.alive)
+                    failed, problems = verify.check_response(event, inv)
+                    if problems or failed:
+                        raise RuntimeError(f"warm-up invocation: {problems or sorted(failed)}\n{fp.log_tail()}")
+                    progress.step(f"{tag} warm-up b{size}: {inv.duration_ms:.1f} ms")
+                out["sizes"][str(size)] = self._sweep_size(sp, fp, group, size, tag, progress)
+        finally:
+            if fp is not None:
+                fp.stop()
+            self.quotas.release(group)
+        return out
+
+    def _sweep_size(self, sp, fp: FunctionProcess, group, size: int, tag: str, progress: Progress) -> dict:
+        """Timed invocations of one batch size: at least min_reps, then until the cell's time budget."""
+        s = self.s
+        if not fp.api.wait_idle(IDLE_TIMEOUT_S):
+            raise RuntimeError("function did not return to `next` after an invocation")
+        throttle0 = group.throttling()
+        durations, cpu_each, failures = [], [], 0
+        t0 = time.monotonic()
+        r = 0
+        while r < s.sweep_max_reps and (r < s.sweep_min_reps or time.monotonic() - t0 < s.sweep_cell_seconds):
+            if self.out_of_time() and r >= 1:
+                break
+            event, raw = self.events.get("warm", size, r)
+            c0 = cpu_clock_seconds(fp.pid)
+            inv = fp.api.invoke(raw, INVOKE_TIMEOUT_S, alive=fp.alive)
+            failed, problems = verify.check_response(event, inv)
+            if inv.outcome in ("timeout", "crashed") or inv.duration_ms is None:
+                raise RuntimeError(f"invocation {inv.outcome}\n{fp.log_tail()}")
+            if problems:
+                raise RuntimeError(f"invocation: {problems}\n{fp.log_tail()}")
+            fp.api.wait_idle(IDLE_TIMEOUT_S)
+            c1 = cpu_clock_seconds(fp.pid)
+            if c0 is not None and c1 is not None:
+                cpu_each.append(round((c1 - c0) * 1000.0, 4))
+            durations.append(round(inv.duration_ms, 3))
+            failures += len(failed)
+            r += 1
+            progress.step(f"{tag} b{size} rep {r}: {inv.duration_ms:.1f} ms" + (f", {len(failed)} failed" if failed else ""))
+        throttle1 = group.throttling()
+        return {
+            "durations_ms": durations,
+            "cpu_ms_each": cpu_each,
+            "messages": len(durations) * size,
+            "failed_messages": failures,
+            "throttling": {k: throttle1.get(k, 0) - throttle0.get(k, 0) for k in throttle1},
+            "seconds": round(time.monotonic() - t0, 2),
+        }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,6 +99,48 @@ def python_specs(venv: Path) -> list[FunctionSpec]:
     return specs
 
 
+NODE_DIR = BENCH_DIR / "node"
+
+
+def node_specs(node_dir: Path = NODE_DIR) -> list[FunctionSpec]:
+    """The Node.js peer, started as Lambda's nodejs runtime starts a function:
+    its bootstrap (bench/node/bootstrap) execs node with the runtime interface
+    client, aws-lambda-ric, installed by bench/node/install.sh."""
+    ric = node_dir / "node_modules" / "aws-lambda-ric"
+    node = shutil.which("node")
+    major, missing = "20", None
+    if node is None:
+        missing = "node not found on PATH: the Node peer needs Node.js 20+ (see bench/node/install.sh)"
+    else:
+        try:
+            out = subprocess.run([node, "-p", "process.versions.node"], capture_output=True, text=True,
+                                 timeout=30, check=True)
+            major = out.stdout.strip().split(".")[0]
+        except (OSError, subprocess.SubprocessError) as error:
+            missing = f"{node} does not run ({error})"
+    error_file = node_dir / ".install-error"
+    if missing is None and error_file.is_file():
+        missing = "bench/node/install.sh failed: " + error_file.read_text(errors="replace").strip()
+    if missing is None and not (ric / "dist" / "rapid-client.node").is_file():
+        missing = f"aws-lambda-ric is not installed in {ric.parent}: run bench/node/install.sh (bench/bench.sh does)"
+    return [
+        FunctionSpec(
+            name="node-powertools",
+            kind="node",
+            argv=[str(node_dir / "bootstrap")],
+            cwd=node_dir,
+            handler="handler.handler",
+            extra_env={
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_nodejs{major}.x",
+                # Lambda puts its node first on PATH (/var/lang/bin).
+                "PATH": f"{Path(node).parent if node else '/usr/bin'}:/usr/local/bin:/usr/bin:/bin",
+                "LAMBDA_RUNTIME_DIR": str(ric),
+            },
+            missing=missing,
+        )
+    ]
+
+
 def lambda_env(spec: FunctionSpec, runtime_api: str, memory_mb: int, home: Path, app_env: dict[str, str]) -> dict[str, str]:
     """The environment Lambda gives a function, plus the function's own settings."""
     stream = time.strftime("%Y/%m/%d") + "/[$LATEST]" + os.urandom(16).hex()
@@ -135,8 +178,12 @@ class FunctionProcess:
     RuntimeApi; > 1 for a process given AWS_LAMBDA_MAX_CONCURRENCY).
     """
 
-    def __init__(self, spec: FunctionSpec, env_for, log_path: Path, cpus: set[int] | None, concurrency: int = 1):
+    def __init__(self, spec: FunctionSpec, env_for, log_path: Path, cpus: set[int] | None, concurrency: int = 1,
+                 cgroup=None):
         self.spec = spec
+        # A quota.Group (CPU quota by memory size): the child joins it before
+        # exec, so its init runs under the quota too.
+        self.cgroup = cgroup
         self.api = RuntimeApi(spec.arn, concurrency=concurrency).start()
         self.env = env_for(self.api.address)
         self.log_path = log_path
@@ -148,17 +195,24 @@ class FunctionProcess:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
+        join_fd = self.cgroup.join_fd() if self.cgroup is not None else None
         self.started_at = time.perf_counter()
-        self.proc = subprocess.Popen(
-            self.spec.argv,
-            cwd=self.spec.cwd,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        try:
+            self.proc = subprocess.Popen(
+                self.spec.argv,
+                cwd=self.spec.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                # One write(2) between fork and exec: "0" moves the writer.
+                preexec_fn=None if join_fd is None else (lambda: os.write(join_fd, b"0")),
+            )
+        finally:
+            log.close()
+            if join_fd is not None:
+                os.close(join_fd)
         if self.cpus:
             try:
                 os.sched_setaffinity(self.proc.pid, self.cpus)

@@ -10,6 +10,7 @@ import io
 import json
 import math
 import statistics
+import tomllib
 
 from html import escape
 from pathlib import Path
@@ -24,6 +25,14 @@ md_table = reportlib.md_table
 ORDER = ["rust", "python-plain", "python-powertools"]
 COLORS = {"rust": "#c0612b", "python-plain": "#3572a5", "python-powertools": "#7aa6d6"}
 MIB = 1024 * 1024
+PRICES_PATH = Path(__file__).resolve().parents[1] / "prices.toml"
+# The goal of issue 11 for the Rust consumer's CPU per message (batch 100).
+TARGET_CPU_US = 50.0
+
+
+def names(functions) -> list[str]:
+    """The functions in report order: the known ones first, any others (a new peer) after."""
+    return [n for n in ORDER if n in functions] + sorted(n for n in functions if n not in ORDER)
 
 # The targets the Rust consumer is expected to hit (measured, never asserted).
 TARGET_INIT_MS = 20.0
@@ -150,7 +159,19 @@ def _latency_profiles(settings) -> list[dict]:
     return sorted(at, key=lambda p: 0 if p["backend"] == "stub" else 1)
 
 
-def targets(metrics: dict[str, Metrics], settings: dict) -> list[tuple[str, str, str]]:
+def instruction_row(results: dict | None, name: str) -> tuple[float | None, str]:
+    """(instructions per message, "") for a function, or (None, why not)."""
+    ins = (results or {}).get("instructions") or {"available": False, "reason": "not measured in this run"}
+    if not ins.get("available"):
+        return None, str(ins.get("reason"))
+    row = (ins.get("functions") or {}).get(name)
+    if isinstance(row, dict) and row.get("instructions_per_message") is not None:
+        return float(row["instructions_per_message"]), ""
+    reason = ((row or {}).get("reason") or (row or {}).get("unavailable")) if isinstance(row, dict) else row
+    return None, str(reason or "not measured for this function")
+
+
+def targets(metrics: dict[str, Metrics], settings: dict, results: dict | None = None) -> list[tuple[str, str, str]]:
     rust = metrics.get("rust")
     plain = metrics.get("python-plain")
     pt = metrics.get("python-powertools")
@@ -188,6 +209,23 @@ def targets(metrics: dict[str, Metrics], settings: dict) -> list[tuple[str, str,
                          _verdict(ok, text)))
 
     sizes = settings["sizes"]
+    # Issue 11's goal: half the CPU per message, about 50 µs at batch 100 on the machine of the committed
+    # results, with instructions per message as the machine-independent figure.
+    big = TARGET_LARGE[0] if TARGET_LARGE[0] in sizes else sizes[-1]
+    value = rust.cpu(big) if have_rust else None
+    ok, text = under(value, TARGET_CPU_US, " µs")
+    rows.append((f"CPU/message < {TARGET_CPU_US:g} µs (batch {big}, {settings['profiles'][0]['label']})",
+                 fmt(value, 1, " µs"), _verdict(ok, text)))
+    ins_batch = ((results or {}).get("instructions") or {}).get("batch")
+    for name in names(metrics):
+        count, why = instruction_row(results, name)
+        rows.append((f"instructions/message, {name}" + (f" (batch {ins_batch})" if ins_batch else "")
+                     + " (callgrind; printed, never asserted)",
+                     "n/a" if count is None else f"{count:,.0f}",
+                     f"n/a ({escape(why, quote=False)})" if count is None else
+                     ("measured; goal: half of the baseline before issue 11's changes" if name == "rust" else
+                      f"{fmt_ratio(ratio(count, instruction_row(results, 'rust')[0]))} rust")))
+
     profiles = _latency_profiles(settings)
     for (size, limit) in (TARGET_SMALL, TARGET_LARGE):
         measured_size = size if size in sizes else (sizes[0] if size == TARGET_SMALL[0] else sizes[-1])
@@ -221,12 +259,228 @@ def targets(metrics: dict[str, Metrics], settings: dict) -> list[tuple[str, str,
 
 
 # ---------------------------------------------------------------------------
+# Cost as Lambda bills it
+
+
+def load_prices(path: Path = PRICES_PATH) -> dict:
+    """bench/prices.toml, the one place the prices are written."""
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def billed_ms(duration_ms: float, granularity_ms: int = 1) -> int:
+    """Lambda's billed duration: rounded up to the next granularity (1 ms)."""
+    # A sample of exactly 45.000 ms is billed 45, not 46: guard float noise.
+    return int(math.ceil(duration_ms / granularity_ms - 1e-9) * granularity_ms)
+
+
+def cost_per_million(durations_ms: list[float], memory_mb: int, batch: int, prices: dict) -> dict | None:
+    """What a million messages cost in batches of `batch` at this memory size.
+
+    The bill is the sum over invocations of billed duration x memory, so the
+    mean of the per-invocation billed durations is what is used (not the
+    median, which is shown beside it).
+    """
+    if not durations_ms:
+        return None
+    lam = prices["lambda"]
+    per_gbs = lam["gb_second"][lam["architecture"]]
+    billed = [billed_ms(d, lam.get("billing_granularity_ms", 1)) for d in durations_ms]
+    billed_mean = sum(billed) / len(billed)
+    invocations = 1e6 / batch
+    gb_s = invocations * billed_mean / 1000.0 * memory_mb / 1024.0
+    duration_usd = gb_s * per_gbs
+    requests_usd = invocations * lam["requests_per_million"] / 1e6
+    return {
+        "n": len(durations_ms), "median_ms": median(durations_ms), "p95_ms": p95(durations_ms),
+        "billed_mean_ms": billed_mean, "gb_s": gb_s, "duration_usd": duration_usd,
+        "requests_usd": requests_usd, "usd": duration_usd + requests_usd,
+    }
+
+
+def sweep_costs(results: dict, prices: dict) -> dict:
+    """{batch: {function: {memory_mb: cost row}}} from the sweep's raw durations."""
+    out: dict = {}
+    for name in names(results["functions"]):
+        for mem, cell in (results["functions"][name].get("sweep") or {}).items():
+            for size, block in (cell.get("sizes") or {}).items():
+                row = cost_per_million(block["durations_ms"], int(mem), int(size), prices)
+                if row is None:
+                    continue
+                cpu = block.get("cpu_ms_each") or []
+                row["cpu_us_per_msg"] = median(cpu) * 1000.0 / int(size) if cpu else None
+                t = block.get("throttling") or {}
+                row["throttled_share"] = t["throttled"] / t["periods"] if t.get("periods") else None
+                out.setdefault(int(size), {}).setdefault(name, {})[int(mem)] = row
+    return out
+
+
+def cheapest(per_memory: dict[int, dict]) -> int | None:
+    """The memory size with the lowest cost per million messages (the smaller size on a tie)."""
+    if not per_memory:
+        return None
+    return min(per_memory, key=lambda mem: (per_memory[mem]["usd"], mem))
+
+
+def fmt_usd(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"${value:,.2f}" if value >= 10 else f"${value:,.3f}" if value >= 0.1 else f"${value:.4f}"
+
+
+def cost_section(results: dict, prices: dict) -> list[str]:
+    """The cost tables (one per batch size), the cold starts under the quota, what is excluded."""
+    sweep = results["settings"].get("sweep") or {}
+    q = sweep.get("quota") or {}
+    lines = ["## Cost per million messages, by memory size", ""]
+    if not sweep.get("memory_mb"):
+        return lines + ["No memory sweep in this run.", ""]
+    if not q.get("available"):
+        return lines + [f"**Skipped: no CPU quota could be set on this machine** ({escape(str(q.get('how')))}). "
+                        "Without one every memory size would get a whole core, so no row is reported.", ""]
+    lam = prices["lambda"]
+    arch = lam["architecture"]
+    lines.append(
+        f"Each function ran under a CPU quota of memory / 1,769 MB of one core (cgroup CFS bandwidth, "
+        f"period {sweep.get('period_us', 0) / 1000:g} ms; {escape(str(q.get('how')))}), told "
+        f"AWS_LAMBDA_FUNCTION_MEMORY_SIZE = the size, at {sweep['profile']['label']}. Up to 1,769 MB the function "
+        f"is pinned to one core; above it the quota spreads over two CPUs, which on a 2-core machine it shares "
+        f"with the proxy and the harness. Prices ({arch}, us-east-1, {lam['checked']}, bench/prices.toml): "
+        f"${lam['gb_second'][arch]} per GB-s and ${lam['requests_per_million']:.2f} per million requests "
+        f"(arm64 would be ${lam['gb_second']['arm64']} per GB-s). Billed duration: each invocation rounded up "
+        f"to 1 ms; the cost uses their mean. Reps per cell: at least {sweep.get('min_reps')}, then until "
+        f"{sweep.get('cell_seconds'):g} s, at most {sweep.get('max_reps')} (n below).")
+    lines.append("")
+    costs = sweep_costs(results, prices)
+    for size in sorted(costs):
+        per_fn = costs[size]
+        lines.append(f"### Batches of {size}")
+        lines.append("")
+        rows = [["function", "memory (MB)", "n", "median (ms)", "p95 (ms)", "billed, mean (ms)", "CPU/msg (µs)",
+                 "periods throttled", "GB-s per 1M msgs", "$ per 1M msgs"]]
+        best = {name: cheapest(mems) for name, mems in per_fn.items()}
+        for name in names(per_fn):
+            for mem in sorted(per_fn[name]):
+                r = per_fn[name][mem]
+                mark = best[name] == mem
+                usd = fmt_usd(r["usd"])
+                rows.append([name, f"**{mem}**" if mark else str(mem), str(r["n"]), fmt(r["median_ms"]),
+                             fmt(r["p95_ms"]), fmt(r["billed_mean_ms"]), fmt(r.get("cpu_us_per_msg")),
+                             "n/a" if r.get("throttled_share") is None else f"{r['throttled_share'] * 100:.0f}%",
+                             fmt(r["gb_s"]), f"**{usd}** (cheapest)" if mark else usd])
+        lines.append(md_table(rows, "lrrrrrrrrr"))
+        lines.append("")
+        rust_best = best.get("rust")
+        for name in names(per_fn):
+            if name == "rust" or best.get(name) is None:
+                continue
+            if rust_best is None:
+                lines.append(f"- {name}: cheapest at {best[name]} MB, {fmt_usd(per_fn[name][best[name]]['usd'])}; "
+                             "no Rust row to compare with")
+                continue
+            a, b = per_fn[name][best[name]]["usd"], per_fn["rust"][rust_best]["usd"]
+            lines.append(f"- {name} at its cheapest ({best[name]} MB, {fmt_usd(a)}) costs "
+                         f"**{fmt_ratio(ratio(a, b))}** what rust costs at its cheapest ({rust_best} MB, {fmt_usd(b)})")
+        lines.append("")
+    lines.append(f"Requests are ${lam['requests_per_million']:.2f} per million invocations: "
+                 + ", ".join(f"{fmt_usd(1e6 / size * lam['requests_per_million'] / 1e6)} per million messages "
+                             f"in batches of {size}" for size in sorted(costs)) + " (included above).")
+    lines.append("")
+    other = prices.get("same_for_every_runtime") or {}
+    if other:
+        s3 = other["s3_put_per_thousand"] * 1000
+        ddb = other["dynamodb_write_per_million"]
+        lines.append(
+            "**Not included** (the same for every runtime, so listed once): per million messages, S3 PutObject "
+            f"{fmt_usd(s3)} (${other['s3_put_per_thousand']} per 1,000), DynamoDB on-demand writes "
+            f"{fmt_usd(ddb)} (one WRU per item of up to 1 KB), SQS requests (${other['sqs_requests_per_million']:.2f} "
+            "per million: the producer's sends, the event source mapping's receives and deletes, empty polls). "
+            "Also excluded: storage, data transfer, CloudWatch Logs, the free tier, and init duration (billed by "
+            "Lambda since August 2025, once per execution environment: see the cold starts below).")
+        lines.append("")
+    lines += cold_section(results)
+    return lines
+
+
+def cold_section(results: dict) -> list[str]:
+    sweep = results["settings"].get("sweep") or {}
+    mems = sweep.get("memory_mb") or []
+    fns = results["functions"]
+    lines = ["### Cold starts under the same quota", "",
+             "init: process spawn to its first `GET .../next`, median of the starts at each size (n); "
+             f"1st invoke: the first batch of {sweep.get('sizes', [10])[0]} of each fresh process.", ""]
+    rows = [["function"] + [f"{m} MB init (ms)" for m in mems] + [f"{m} MB 1st invoke (ms)" for m in mems]]
+    for name in names(fns):
+        cells = fns[name].get("sweep") or {}
+        if not cells:
+            continue
+        inits, firsts = [], []
+        for m in mems:
+            c = cells.get(str(m)) or {}
+            i = c.get("init_ms") or []
+            inits.append(f"{fmt(median(i))} (n={len(i)})" if i else "n/a")
+            firsts.append(fmt(median(c.get("cold_invoke_ms") or [])))
+        rows.append([name] + inits + firsts)
+    if len(rows) > 1:
+        lines.append(md_table(rows, "l" + "r" * (len(rows[0]) - 1)))
+    else:
+        lines.append("No cold starts measured under a quota.")
+    lines.append("")
+    return lines
+
+
+def power_chart(results: dict, prices: dict, title: str) -> str | None:
+    """Duration and cost against memory size, one line per runtime (log x): the power-tuning view."""
+    costs = sweep_costs(results, prices)
+    if not costs:
+        return None
+    sizes = sorted(costs)
+    fig = reportlib.figure(len(sizes) * 520 + 20, 640)
+    axes = fig.subplots(2, len(sizes), squeeze=False)
+    for col, size in enumerate(sizes):
+        per_fn = costs[size]
+        dur, usd, marks = [], [], {}
+        for name in names(per_fn):
+            mems = sorted(per_fn[name])
+            color = COLORS.get(name, "#888")
+            dur.append((name, color, mems, [per_fn[name][m]["median_ms"] for m in mems]))
+            usd.append((name, color, mems, [per_fn[name][m]["usd"] for m in mems]))
+            marks[name] = cheapest(per_fn[name])
+        reportlib.lines_logx(axes[0][col], f"batch {size}: median duration (ms)", dur, ylabel="ms", log_y=True)
+        reportlib.lines_logx(axes[1][col], f"batch {size}: $ per million messages (ring: cheapest)", usd,
+                             xlabel="memory size (MB), CPU = memory / 1,769 MB of a core", ylabel="USD",
+                             marks=marks)
+    fig.suptitle(title, x=0.01, ha="left", fontweight="bold", fontsize=12)
+    fig.text(0.01, 0.005, "Lambda duration + request charges only (S3, DynamoDB, SQS excluded: same for every "
+             "runtime). Method: bench/README.md.", color="#555", fontsize=8)
+    fig.tight_layout(rect=(0, 0.02, 1, 0.96), h_pad=1.5, w_pad=3)
+    out = io.StringIO()
+    fig.savefig(out, format="svg", metadata={"Date": None, "Creator": None})
+    return out.getvalue()
+
+
+def instruction_lines(results: dict) -> list[str]:
+    """Instructions per message, one line per function, or why there are none (printed, never asserted)."""
+    ins = results.get("instructions") or {"available": False, "reason": "not measured"}
+    if not ins.get("available"):
+        return [f"instructions/msg: n/a ({ins.get('reason')})"]
+    out = []
+    for name, row in (ins.get("functions") or {}).items():
+        if isinstance(row, dict) and row.get("instructions_per_message") is not None:
+            out.append(f"instructions/msg {name}: {row['instructions_per_message']:,.0f}")
+        else:
+            reason = row.get("reason") if isinstance(row, dict) else row
+            out.append(f"instructions/msg {name}: n/a ({reason})")
+    return out
+
+
+# ---------------------------------------------------------------------------
 # SVG
 
 
 def svg_chart(metrics: dict[str, Metrics], settings: dict, title: str) -> str:
     """One horizontal bar panel per measure, two panels a row, one bar per function."""
-    names = [n for n in ORDER if n in metrics]
+    order = names(metrics)
     panels = [("init (ms)", lambda m: m.init)]
     for prof in settings["profiles"]:
         for size in settings["sizes"]:
@@ -239,21 +493,21 @@ def svg_chart(metrics: dict[str, Metrics], settings: dict, title: str) -> str:
 
     cols = 2
     rows = math.ceil(len(panels) / cols)
-    panel_h = 40 + len(names) * 24
+    panel_h = 40 + len(order) * 24
     fig = reportlib.figure(cols * 540 + 20, 110 + rows * panel_h)
     axes = fig.subplots(rows, cols, squeeze=False)
-    colors = [COLORS.get(n, "#888") for n in names]
+    colors = [COLORS.get(n, "#888") for n in order]
     rust_ok = metrics.get("rust") is not None and metrics["rust"].ok
     for i, (label, get) in enumerate(panels):
-        values = [get(metrics[n]) for n in names]
-        base = values[names.index("rust")] if rust_ok else None
+        values = [get(metrics[n]) for n in order]
+        base = values[order.index("rust")] if rust_ok else None
         labels = []
-        for name, v in zip(names, values):
+        for name, v in zip(order, values):
             text = fmt(v)
             if name != "rust" and base and v is not None:
                 text += f"  ({fmt_ratio(v / base)} rust)"
             labels.append(text)
-        reportlib.hbars(axes[i // cols][i % cols], label, names, values, colors, labels)
+        reportlib.hbars(axes[i // cols][i % cols], label, order, values, colors, labels)
     for j in range(len(panels), rows * cols):
         axes[j // cols][j % cols].set_visible(False)
     fig.suptitle(title, x=0.01, ha="left", fontweight="bold", fontsize=12)
@@ -276,14 +530,16 @@ def _split(block: dict) -> str:
     return f"{user / (user + system) * 100:.0f}% / {system / (user + system) * 100:.0f}%"
 
 
-def markdown(results: dict, chart_name: str) -> str:
+def markdown(results: dict, chart_name: str, power_name: str | None = None) -> str:
     settings = results["settings"]
     machine = results.get("machine", {})
     fns = results["functions"]
-    metrics = {n: Metrics(n, fns[n], settings) for n in ORDER if n in fns}
+    metrics = {n: Metrics(n, fns[n], settings) for n in names(fns)}
     lines = []
     date = results["started"][:10]
-    kind = "smoke run (indicative only)" if settings["smoke"] else "full run"
+    mode = settings.get("mode") or ("smoke" if settings["smoke"] else "full")
+    kind = {"smoke": "smoke run (indicative only)", "quick": "quick run (few repetitions: indicative)"}.get(
+        mode, "full run")
     lines.append(f"# Consumer benchmark: Rust vs Python — {date} on `{machine.get('host', '?')}` ({kind})")
     lines.append("")
     lines.append("Generated by `bench/run.py`; method and caveats in `bench/README.md`. "
@@ -320,14 +576,22 @@ def markdown(results: dict, chart_name: str) -> str:
                  + " (stub backend: the proxy answers PutObject/BatchWriteItem itself, see README)")
     lines.append(f"- AWS_LAMBDA_FUNCTION_MEMORY_SIZE={settings['memory_mb']}; {pinned}; "
                  f"MAX_CONCURRENCY={settings['max_concurrency']} passed to every function")
-    for name in ORDER:
+    sweep = settings.get("sweep") or {}
+    if sweep.get("memory_mb"):
+        q = sweep.get("quota") or {}
+        lines.append(f"- memory sweep: {', '.join(map(str, sweep['memory_mb']))} MB x batches of "
+                     f"{', '.join(map(str, sweep['sizes']))} at {sweep['profile']['label']}, CPU quota "
+                     + (f"period {sweep['period_us']} µs ({escape(str(q.get('how')))})" if q.get("available")
+                        else f"NOT SET: {escape(str(q.get('how')))}; sweep skipped")
+                     + f"; {sweep['cold_starts']} cold start(s) and {sweep['warmup']} warm-up per size")
+    for name in names(fns):
         if name in fns:
             rec = fns[name]
             extra = f" (built {rec['binary_mtime']}, sha256 {rec['artifact']['sha256'][:12]})" if rec.get("binary_mtime") and rec.get("artifact") else ""
             lines.append(f"- `{name}`: `{rec['command']}`{extra}")
     lines.append("")
 
-    problems = [(n, fns[n]) for n in ORDER if n in fns and fns[n]["status"] != "ok"]
+    problems = [(n, fns[n]) for n in names(fns) if fns[n]["status"] != "ok"]
     if problems:
         lines.append("## Not measured / failed")
         lines.append("")
@@ -349,15 +613,13 @@ def markdown(results: dict, chart_name: str) -> str:
         text = fmt_ratio(ratio(get(m), get(r)))
         return text + ("" if get2 is None else " / " + fmt_ratio(ratio(get2(m), get2(r))))
 
-    for name in ORDER:
-        if name not in metrics:
-            continue
+    for name in names(metrics):
         m = metrics[name]
         label = name if m.ok else f"{name} ({fns[name]['status']}, see above)"
         rows.append([label] + [cell(m, g, g2) for _, g, g2 in cols])
     if "rust" in metrics and metrics["rust"].ok:
-        for name in ("python-plain", "python-powertools"):
-            if name in metrics:
+        for name in names(metrics):
+            if name != "rust":
                 m, r = metrics[name], metrics["rust"]
                 rows.append([f"*{name} ÷ rust*"] + [ratio_cell(m, r, g, g2) for _, g, g2 in cols])
     lines.append(md_table(rows, "l" + "r" * len(cols)))
@@ -370,9 +632,15 @@ def markdown(results: dict, chart_name: str) -> str:
                  "since Lambda's Python runtime ships it).")
     lines.append("")
 
+    lines += cost_section(results, load_prices())
+    if power_name:
+        lines.append(f"![power tuning: duration and cost by memory size]({power_name})")
+        lines.append("")
+
     lines.append("## Targets for the Rust consumer")
     lines.append("")
-    lines.append(md_table([["target", "measured", "verdict"]] + [list(t) for t in targets(metrics, settings)]))
+    lines.append(md_table([["target", "measured", "verdict"]]
+                          + [list(t) for t in targets(metrics, settings, results)]))
     lines.append("")
 
     lines.append("## Details")
@@ -380,9 +648,7 @@ def markdown(results: dict, chart_name: str) -> str:
     rows = [["function", "latency", "batch", "n", "median", "p95", "min", "max", "CPU ms/invocation (median)",
              "CPU µs/msg (ticks / ns clock)", "user / sys share", "AWS requests per invocation",
              "new connections per invocation", "max in flight", "emulator ms per request", "threads", "VmHWM (MiB)"]]
-    for name in ORDER:
-        if name not in fns:
-            continue
+    for name in names(fns):
         for dkey, per_size in fns[name].get("delays", {}).items():
             for skey, b in per_size.items():
                 d = b["durations_ms"]
@@ -404,13 +670,13 @@ def markdown(results: dict, chart_name: str) -> str:
     lines.append(md_table(rows, "llrrrrrrrrrlrrrrr"))
     lines.append("")
     lines.append("Init samples (ms): " + "; ".join(
-        f"{n}: {', '.join(fmt(v) for v in fns[n]['init_ms']) or 'none'}" for n in ORDER if n in fns))
+        f"{n}: {', '.join(fmt(v) for v in fns[n]['init_ms']) or 'none'}" for n in names(fns)))
     lines.append("")
     lines.append("Deployment artifacts: " + "; ".join(
         f"{n}: {fns[n]['artifact']['zip_bytes']:,} bytes zipped ({fns[n]['artifact']['counted']})"
         + (f", {fns[n]['artifact']['zip_with_boto3_bytes']:,} bytes with its own boto3"
            if fns[n]['artifact'].get('zip_with_boto3_bytes') else "")
-        for n in ORDER if n in fns and fns[n].get("artifact")))
+        for n in names(fns) if fns[n].get("artifact")))
     lines.append("")
 
     lines.append("## Correctness checks")
@@ -422,9 +688,7 @@ def markdown(results: dict, chart_name: str) -> str:
                  "The contract fixes a JSON body's value, not its bytes: how each function embeds it "
                  "(as it came, or re-serialized) is counted below.")
     lines.append("")
-    for name in ORDER:
-        if name not in fns:
-            continue
+    for name in names(fns):
         rec = fns[name]
         v = rec["verify"]
         failed_msgs = sum(b["failed_messages"] for ps in rec.get("delays", {}).values() for b in ps.values())
@@ -440,25 +704,31 @@ def markdown(results: dict, chart_name: str) -> str:
     return "\n".join(lines)
 
 
-def write(results: dict, out_dir: Path) -> tuple[Path, Path, Path]:
+def write(results: dict, out_dir: Path) -> dict[str, Path]:
+    """The report, its charts and the raw JSON; returns their paths by kind."""
     out_dir.mkdir(parents=True, exist_ok=True)
     date = results["started"][:10]
     host = results.get("machine", {}).get("host", "host")
-    stem = f"{date}-{host}" + ("-smoke" if results["settings"]["smoke"] else "")
-    md_path = out_dir / f"{stem}.md"
-    svg_path = out_dir / f"{stem}.svg"
-    json_path = out_dir / f"{stem}.json"
+    mode = results["settings"].get("mode") or ("smoke" if results["settings"]["smoke"] else "full")
+    stem = f"{date}-{host}" + ("" if mode == "full" else f"-{mode}")
+    paths = {"report": out_dir / f"{stem}.md", "chart": out_dir / f"{stem}.svg",
+             "power": out_dir / f"{stem}-power.svg", "raw": out_dir / f"{stem}.json"}
     settings = results["settings"]
-    metrics = {n: Metrics(n, results["functions"][n], settings) for n in ORDER if n in results["functions"]}
-    svg_path.write_text(svg_chart(metrics, settings, f"SQS consumer: Rust vs Python ({date}, {host})"))
-    md_path.write_text(markdown(results, svg_path.name))
-    json_path.write_text(json.dumps(results, indent=1) + "\n")
-    return md_path, svg_path, json_path
+    metrics = {n: Metrics(n, results["functions"][n], settings) for n in names(results["functions"])}
+    paths["chart"].write_text(svg_chart(metrics, settings, f"SQS consumer: Rust vs Python ({date}, {host})"))
+    power = power_chart(results, load_prices(), f"Power tuning: duration and cost by memory size ({date}, {host})")
+    if power is None:
+        paths.pop("power")
+    else:
+        paths["power"].write_text(power)
+    paths["report"].write_text(markdown(results, paths["chart"].name, paths["power"].name if power else None))
+    paths["raw"].write_text(json.dumps(results, indent=1) + "\n")
+    return paths
 
 
 if __name__ == "__main__":  # re-render a report from its JSON
     import sys
 
     data = json.loads(Path(sys.argv[1]).read_text())
-    print(*write(data, Path(sys.argv[1]).parent), sep="\n")
+    print(*write(data, Path(sys.argv[1]).parent).values(), sep="\n")
 
