@@ -22,8 +22,9 @@ reportlib = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(reportlib)
 md_table = reportlib.md_table
 
-ORDER = ["rust", "python-plain", "python-powertools"]
-COLORS = {"rust": "#c0612b", "python-plain": "#3572a5", "python-powertools": "#7aa6d6"}
+ORDER = ["rust", "python-plain", "python-powertools", "node-powertools"]
+COLORS = {"rust": "#c0612b", "python-plain": "#3572a5", "python-powertools": "#7aa6d6",
+          "node-powertools": "#3c873a"}
 MIB = 1024 * 1024
 PRICES_PATH = Path(__file__).resolve().parents[1] / "prices.toml"
 # The goal of issue 11 for the Rust consumer's CPU per message (batch 100).

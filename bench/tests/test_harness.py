@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import latency_proxy, report, verify  # noqa: E402
+from harness import latency_proxy, quota, report, verify  # noqa: E402
 from harness.driver import Profile, Proxy  # noqa: E402
 from harness.events import EventSet  # noqa: E402
 from harness.functions import FunctionProcess, lambda_env, rust_spec  # noqa: E402
@@ -433,6 +433,174 @@ class ReportTest(unittest.TestCase):
                                settings, "t")
         self.assertIn("<svg", svg)
         self.assertIn("Rust bootstrap", text)
+
+
+class QuotaMathTest(unittest.TestCase):
+    def test_the_share_is_memory_over_1769_mb_of_one_core(self):
+        self.assertEqual(quota.cpu_share(1769), 1.0)
+        self.assertAlmostEqual(quota.cpu_share(128), 0.07236, places=5)
+        self.assertEqual(quota.quota_us(1769, 20_000), 20_000)
+        self.assertEqual(quota.quota_us(128, 20_000), 1447)
+        self.assertEqual(quota.quota_us(3008, 20_000), 34008)
+        self.assertEqual(quota.quota_us(512, 100_000), 28943)
+
+    def test_a_quota_under_the_kernels_1_ms_minimum_is_refused_with_the_period_that_would_do(self):
+        with self.assertRaisesRegex(ValueError, "at least 13821"):
+            quota.quota_us(128, 10_000)
+        with self.assertRaises(ValueError):
+            quota.quota_us(1769, 500)
+
+    def test_sizes_above_one_vcpu_need_a_second_cpu(self):
+        self.assertEqual(quota.cpus_needed(128), 1)
+        self.assertEqual(quota.cpus_needed(1769), 1)
+        self.assertEqual(quota.cpus_needed(1770), 2)
+        self.assertEqual(quota.cpus_needed(3008), 2)
+
+    def test_detect_finds_a_v1_cpu_hierarchy_and_says_why_when_there_is_none(self):
+        with tempfile.TemporaryDirectory() as d:
+            (Path(d) / "cpu.cfs_quota_us").write_text("-1")
+            mounts = f"cgroup {d} cgroup rw,relatime,cpu 0 0\n"
+            backend, how = quota.detect(mounts, "1:cpu:/\n0::/\n")
+            self.assertEqual((backend.version, backend.root), (1, Path(d)))
+            self.assertIn("v1", how)
+            v2 = Path(d) / "v2"
+            v2.mkdir()
+            (v2 / "cgroup.controllers").write_text("memory pids")
+            backend, why = quota.detect(f"cgroup2 {v2} cgroup2 rw 0 0\n", "0::/\n")
+            self.assertIsNone(backend)
+            self.assertIn("no cpu controller", why)
+            (v2 / "cgroup.controllers").write_text("cpu memory")
+            (v2 / "cgroup.subtree_control").write_text("")
+            backend, _ = quota.detect(f"cgroup2 {v2} cgroup2 rw 0 0\n", "0::/\n")
+            self.assertEqual(backend.version, 2)
+            self.assertIn("+cpu", (v2 / "cgroup.subtree_control").read_text())
+        backend, why = quota.detect("proc /proc proc rw 0 0\n", "0::/\n")
+        self.assertIsNone(backend)
+        self.assertIn("no cgroup cpu controller", why)
+
+
+class QuotaOnThisMachineTest(unittest.TestCase):
+    """A real cgroup: skipped where none can be made (not root, no cpu controller)."""
+
+    def setUp(self):
+        backend, why = quota.detect()
+        if backend is None:
+            self.skipTest(f"no CPU quota here: {why}")
+        self.quotas = quota.Quotas(backend, 20_000, tag="test")
+        self.addCleanup(self.quotas.close)
+
+    def test_a_process_started_in_its_group_is_throttled_to_its_share_and_the_group_is_removed(self):
+        group = self.quotas.group("busy", 128)
+        self.assertEqual(group.settings(), {"quota_us": 1447, "period_us": 20_000})
+        api_env = {"PATH": "/usr/bin:/bin"}
+        spec = rust_spec(sys.executable)  # any executable: a busy loop in Python
+        spec.argv = [sys.executable, "-c", "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 0.3: pass"]
+        with tempfile.TemporaryDirectory() as d:
+            fp = FunctionProcess(spec, lambda api: api_env, Path(d) / "log", None, cgroup=group)
+            fp.start()
+            try:
+                self.assertIn(fp.pid, group.pids())
+                fp.proc.wait(timeout=30)
+            finally:
+                fp.stop()
+        t = group.throttling()
+        self.assertGreater(t["throttled"], 0, t)
+        path = group.path
+        self.quotas.release(group)
+        self.assertFalse(path.exists())
+
+
+def _sweep_results(quota_available=True):
+    def cell(durations, size):
+        return {"init_ms": [10.0, 12.0], "cold_invoke_ms": [30.0], "sizes": {
+            str(size): {"durations_ms": durations, "cpu_ms_each": [1.0] * len(durations),
+                        "messages": size * len(durations), "failed_messages": 0,
+                        "throttling": {"periods": 10, "throttled": 5, "throttled_us": 1000}}}}
+
+    settings = {"smoke": False, "mode": "full",
+                "profiles": [{"key": "0", "delay_ms": 0.0, "backend": "emulator", "label": "0 ms/call, emulator"}],
+                "sizes": [10], "reps": 1, "warmup": 1, "cold_starts": 1, "memory_mb": 1769, "pinned": False,
+                "max_concurrency": 64, "function_cpus": None,
+                "sweep": {"memory_mb": [128, 1024], "sizes": [10], "cold_starts": 2, "warmup": 1, "min_reps": 5,
+                          "max_reps": 20, "cell_seconds": 8.0, "period_us": 20000,
+                          "profile": {"key": "20-stub", "delay_ms": 20.0, "backend": "stub",
+                                      "label": "20 ms/call, stub backend"},
+                          "quota": {"available": quota_available,
+                                    "how": "cgroup v1" if quota_available else "no cgroup cpu controller mounted"}}}
+    rec = {"kind": "rust", "command": "x", "status": "ok", "error": None, "init_ms": [5.0],
+           "cold_invoke_ms": [10.0], "delays": {}, "verify": {"checked": 0, "problems": []}, "conformance": None,
+           "peak_rss_kib": 20000, "artifact": None}
+    rust = dict(rec, sweep={"128": cell([400.0] * 5, 10), "1024": cell([50.0] * 5, 10)} if quota_available else {})
+    peer = dict(rec, kind="python", sweep={"128": cell([4000.0] * 5, 10), "1024": cell([300.0] * 5, 10)}
+                if quota_available else {})
+    return {"started": "2026-12-01T00:00:00Z", "settings": settings, "machine": {"host": "h"},
+            "functions": {"rust": rust, "python-plain": peer},
+            "instructions": {"available": False, "reason": "valgrind not found"}}
+
+
+class CostTest(unittest.TestCase):
+    prices = {"lambda": {"architecture": "x86_64", "requests_per_million": 0.20, "billing_granularity_ms": 1,
+                         "gb_second": {"x86_64": 0.0000166667, "arm64": 0.0000133334}}}
+
+    def test_billed_duration_is_rounded_up_to_the_next_millisecond(self):
+        self.assertEqual(report.billed_ms(45.0), 45)
+        self.assertEqual(report.billed_ms(45.001), 46)
+        self.assertEqual(report.billed_ms(0.2), 1)
+
+    def test_cost_per_million_is_gb_seconds_of_the_billed_durations_plus_requests(self):
+        row = report.cost_per_million([99.2, 100.0], 1024, 10, self.prices)
+        # 100,000 invocations x 0.1 s x 1 GB = 10,000 GB-s; requests 100,000 x $0.20 / 1M.
+        self.assertAlmostEqual(row["gb_s"], 10_000.0)
+        self.assertAlmostEqual(row["duration_usd"], 0.166667, places=6)
+        self.assertAlmostEqual(row["requests_usd"], 0.02)
+        self.assertAlmostEqual(row["usd"], 0.186667, places=6)
+        # The mean of the billed durations, not the median: the bill is their sum.
+        row = report.cost_per_million([10.0, 10.0, 100.0], 1024, 100, self.prices)
+        self.assertAlmostEqual(row["billed_mean_ms"], 40.0)
+        self.assertEqual(row["median_ms"], 10.0)
+        self.assertIsNone(report.cost_per_million([], 128, 10, self.prices))
+
+    def test_the_cheapest_size_is_the_lowest_cost_and_the_smaller_size_on_a_tie(self):
+        self.assertEqual(report.cheapest({128: {"usd": 0.3}, 512: {"usd": 0.2}, 1024: {"usd": 0.25}}), 512)
+        self.assertEqual(report.cheapest({256: {"usd": 0.2}, 128: {"usd": 0.2}}), 128)
+        self.assertIsNone(report.cheapest({}))
+
+    def test_the_prices_file_has_every_price_the_report_reads(self):
+        prices = report.load_prices()
+        lam = prices["lambda"]
+        self.assertIn(lam["architecture"], lam["gb_second"])
+        self.assertEqual(lam["gb_second"]["x86_64"], 0.0000166667)
+        self.assertEqual(lam["requests_per_million"], 0.20)
+        self.assertIn("s3_put_per_thousand", prices["same_for_every_runtime"])
+
+
+class CostReportTest(unittest.TestCase):
+    def test_the_cost_table_marks_each_runtimes_cheapest_size_and_the_ratio_to_rusts(self):
+        results = _sweep_results()
+        text = report.markdown(results, "chart.svg", "power.svg")
+        # rust: 128 MB x 400 ms = 51.2 GB-ms vs 1024 MB x 50 ms = 51.2: a tie, the smaller size wins.
+        # python-plain: 128 x 4000 = 512 vs 1024 x 300 = 307: 1024 MB is cheaper.
+        self.assertRegex(text, r"\| rust \| \*\*128\*\* \|")
+        self.assertRegex(text, r"\| python-plain \| \*\*1024\*\* \|")
+        self.assertRegex(text, r"\| python-plain \| 128 \|")
+        costs = report.sweep_costs(results, report.load_prices())
+        expected = costs[10]["python-plain"][1024]["usd"] / costs[10]["rust"][128]["usd"]
+        self.assertIn(f"costs **{expected:.1f}x** what rust costs at its cheapest (128 MB", text)
+        self.assertIn("Not included", text)
+        self.assertIn("Cold starts under the same quota", text)
+        self.assertIn("11.0 (n=2)", text)  # median init at 128 MB
+        self.assertIn("n/a (valgrind not found)", text)
+        self.assertIn("CPU/message < 50 µs", text)
+        svg = report.power_chart(results, report.load_prices(), "t")
+        self.assertIn("<svg", svg)
+        self.assertIn("cheapest", svg)
+
+    def test_without_a_quota_the_sweep_is_reported_skipped_and_has_no_rows(self):
+        results = _sweep_results(quota_available=False)
+        text = report.markdown(results, "chart.svg")
+        self.assertIn("Skipped: no CPU quota could be set", text)
+        self.assertNotIn("### Batches of", text)
+        self.assertIsNone(report.power_chart(results, report.load_prices(), "t"))
 
 
 if __name__ == "__main__":
