@@ -14,8 +14,9 @@
 #                     RustSec database can be fetched (it lives on GitHub)
 #   lambda-zips       .local/dist/*.zip (infra/local/build.sh): one executable
 #                     bootstrap each, glibc <= 2.34 (provided.al2023)
-# Tools are pinned (infra/requirements-{lint,checkov}.txt, CARGO_DENY_VERSION)
-# and installed once into .venv-infra/ and ~/.cargo/bin; later runs only check.
+# Tools are pinned (uv.lock's groups lint and checkov, CARGO_DENY_VERSION) and
+# installed once into .venv-infra/{aws,checkov} and ~/.cargo/bin; later runs
+# only check.
 #   Args: step names to run a subset (default: all).
 #   Env:  REQUIRE_ADVISORIES=1 fails when the advisory database is unreachable
 #         instead of skipping that one check (for CI runners with internet).
@@ -24,6 +25,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
 source infra/tools.sh
+LINT_BIN="$(venv_dir aws)/bin"
 TEMPLATE="${TEMPLATE:-infra/template.yaml}" # another template, e.g. to see a check fail
 MAX_GLIBC=2.34
 VARIANTS_DIR="$REPO/.local/infra-variants"
@@ -40,9 +42,9 @@ unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
 TEMPLATES=()
 templates() {
   [[ ${#TEMPLATES[@]} -eq 0 ]] || return 0
-  ensure_venv lint || return 1
+  ensure_venv aws || return 1
   local out
-  out="$("$VENVS/lint/bin/python" infra/variants.py render "$TEMPLATE" "$VARIANTS_DIR")" || return 1
+  out="$("$LINT_BIN/python" infra/variants.py render "$TEMPLATE" "$VARIANTS_DIR")" || return 1
   mapfile -t TEMPLATES < <(printf '%s\n' "$TEMPLATE" "$out")
   log "${#TEMPLATES[@]} templates: ${TEMPLATE} and its variants in ${VARIANTS_DIR#"$REPO"/}/"
 }
@@ -50,7 +52,7 @@ templates() {
 step_cfn_lint() {
   templates || return 1
   # One process for all of them.
-  "$VENVS/lint/bin/cfn-lint" "${TEMPLATES[@]}" || return 1
+  "$LINT_BIN/cfn-lint" "${TEMPLATES[@]}" || return 1
   printf '  ok %s\n' "${TEMPLATES[@]##*/}"
 }
 
@@ -59,7 +61,7 @@ step_sam_validate() {
   # sam validate takes one template per process: two at a time.
   printf '%s\0' "${TEMPLATES[@]}" | xargs -0 -P 2 -I{} sh -c \
     'out="$("$1" validate --lint --template-file "$2" 2>&1)" && echo "  ok ${2##*/}" || { printf "%s\n" "$out" >&2; echo "  FAILED $2" >&2; exit 1; }' \
-    _ "$VENVS/lint/bin/sam" {} || return 1
+    _ "$LINT_BIN/sam" {} || return 1
 }
 
 step_checkov() {
@@ -67,10 +69,10 @@ step_checkov() {
   templates || return 1
   # --skip-download: offline; no vendor guidelines or custom policies. One
   # process scans every template.
-  "$VENVS/checkov/bin/checkov" --quiet --compact --skip-download \
+  "$(venv_dir checkov)/bin/checkov" --quiet --compact --skip-download \
     --framework cloudformation secrets --file "${TEMPLATES[@]}" || return 1
   # Print the skips with their reasons, so a skip is read, not just counted.
-  "$VENVS/lint/bin/python" - "$TEMPLATE" <<'PY'
+  "$LINT_BIN/python" - "$TEMPLATE" <<'PY'
 import sys
 from samcli.yamlhelper import yaml_parse
 t = yaml_parse(open(sys.argv[1]).read())
@@ -85,7 +87,7 @@ PY
 step_least_privilege() {
   templates || return 1
   # (samtranslator prints "unpublished metrics" notes on exit: noise.)
-  "$VENVS/lint/bin/python" infra/least_privilege.py "${TEMPLATES[@]}" 2> >(grep -v "unpublished metrics" >&2) || return 1
+  "$LINT_BIN/python" infra/least_privilege.py "${TEMPLATES[@]}" 2> >(grep -v "unpublished metrics" >&2) || return 1
 }
 
 ADVISORIES_NOTE=""

@@ -8,7 +8,8 @@
 #        e.g. "AlarmEmail=ops@example.com LogLevel=DEBUG"), DEPLOY_ARGS (more
 #        `sam deploy` flags, e.g. --no-confirm-changeset).
 # Needs: cargo, python3, AWS credentials (AWS_PROFILE or the usual chain).
-# cargo lambda, zig and SAM CLI are installed, pinned, into .venv-infra/.
+# cargo lambda, zig and SAM CLI are installed, pinned (uv.lock), into
+# .venv-infra/aws.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -34,9 +35,9 @@ case " ${PARAMETERS:-} " in
     ;;
 esac
 
-ensure_venv build # cargo-lambda, zig
-ensure_venv lint  # SAM CLI
-export PATH="$VENVS/build/bin:$VENVS/lint/bin:$PATH"
+ensure_venv aws # cargo-lambda, zig, SAM CLI
+PATH="$(venv_dir aws)/bin:$PATH"
+export PATH
 export SAM_CLI_TELEMETRY="${SAM_CLI_TELEMETRY:-0}"
 if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then
   die "AWS_ENDPOINT_URL is set ($AWS_ENDPOINT_URL): unset it to deploy to AWS (the local stack is 'make up')"

@@ -6,8 +6,8 @@
 # zig links against glibc 2.34 symbols whatever the build host has, so the
 # binaries start on provided.al2023 even when built on a newer distribution.
 # The first run compiles the AWS SDK for that target (about 4 minutes on 2 cores);
-# later runs are incremental. Tools: infra/requirements-build.txt, installed
-# into .venv-infra/build (ziglang and cargo-zigbuild ship as wheels).
+# later runs are incremental. Tools: uv.lock's group build, installed into
+# .venv-infra/aws (ziglang and cargo-zigbuild ship as wheels).
 #   Env: CARGO_TARGET_DIR, PACKAGE_DIR (.local/package), GLIBC (2.34).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,9 +17,10 @@ OUT="${PACKAGE_DIR:-$REPO/.local/package}"
 TRIPLE=x86_64-unknown-linux-gnu
 
 source infra/tools.sh
-ensure_venv build
+ensure_venv aws
 # cargo-zigbuild finds zig as `python3 -m ziglang` when no `zig` is on PATH.
-export PATH="$VENVS/build/bin:$PATH"
+PATH="$(venv_dir aws)/bin:$PATH"
+export PATH
 command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$TRIPLE" \
   && die "rust target $TRIPLE missing: rustup target add $TRIPLE"
 

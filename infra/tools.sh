@@ -1,4 +1,4 @@
-# The repository's one script library: logging, the pinned-venv helper, the
+# The repository's one script library: logging, the Python environments, the
 # cargo target dir and the Lambda zip writer. Source it; do not execute it.
 # It points nothing at AWS or at the emulator (infra/deploy-aws.sh uses it
 # with real credentials); infra/local/lib.sh sources it and adds the
@@ -8,7 +8,7 @@
 REPO="${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 VENVS="${INFRA_VENVS:-$REPO/.venv-infra}" # INFRA_VENVS: keep them elsewhere
 CARGO_DENY_VERSION=0.20.2
-UV_VERSION=0.13.8 # installs the pinned requirement files; pip only installs uv
+UV_VERSION=0.13.8 # syncs the environments from uv.lock
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 warn() { printf '\033[1;33mwarn:\033[0m %s\n' "$*" >&2; }
@@ -24,11 +24,9 @@ with_timeout() {
   if command -v timeout >/dev/null; then timeout "$secs" "$@"; else "$@"; fi
 }
 
-# uv, pinned, from PyPI into .venv-infra/uv (once). It installs the same
-# requirement files as pip would, the same versions, several times faster
-# (all six venvs from empty caches: 24 s against pip's 197 s on 2 cores).
-# Prints its path; prints nothing where it cannot be had (make_venv then
-# uses pip).
+# uv, pinned, from PyPI into .venv-infra/uv (once); prints its path. pip only
+# installs uv: where PyPI is reachable for the environments' packages it is
+# for uv too, so there is no pip fallback.
 uv_bin() {
   local dir="$VENVS/uv"
   if [[ "$("$dir/bin/uv" --version 2>/dev/null)" != "uv $UV_VERSION"* ]]; then
@@ -36,45 +34,64 @@ uv_bin() {
     rm -rf -- "$dir"
     { python3 -m venv "$dir" \
       && with_timeout 300 "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-        "uv==$UV_VERSION"; } >&2 || { warn "could not install uv; using pip"; return 0; }
+        "uv==$UV_VERSION"; } >&2 || die "could not install uv $UV_VERSION from PyPI"
   fi
   echo "$dir/bin/uv"
 }
 
-# make_venv DIR REQUIREMENTS: a venv at DIR holding the pins of REQUIREMENTS,
-# made from $PYTHON (default python3), installed by uv (pip where uv is not
-# available, or with MAKE_VENV_PIP=1). Nothing is done while DIR's stamp
-# matches (the file's sha256 and the Python version). Otherwise the file is
-# installed into the existing venv (so a venv in use, e.g. by a running
-# emulator, stays usable), or into a new one when DIR is missing or was made
-# by another Python. The venv itself comes from `python -m venv`, pip and
-# all, as before uv.
-make_venv() {
-  local dir="$1" req="$2" py="${PYTHON:-python3}" want pyver uv="" stamp="$1/.requirements.sha256"
-  command -v "$py" >/dev/null || die "$py not found (set PYTHON=/path/to/python3.10+)"
-  pyver="$("$py" -c 'import sys; print(sys.version.split()[0])')"
-  want="$(sha256_file "$req") $pyver"
-  if [[ -x "$dir/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-    return 0
-  fi
-  if [[ ! -x "$dir/bin/python" ]] \
-    || [[ "$("$dir/bin/python" -c 'import sys; print(sys.version.split()[0])' 2>/dev/null)" != "$pyver" ]]; then
-    log "creating ${dir#"$REPO"/} (Python $pyver)"
-    rm -rf -- "$dir"
-    "$py" -m venv "$dir" || die "$py -m venv $dir failed"
-  fi
-  [[ "${MAKE_VENV_PIP:-0}" == 1 ]] || uv="$(uv_bin)"
-  log "installing ${req#"$REPO"/} into ${dir#"$REPO"/}${uv:+ (uv)}"
-  if [[ -n "$uv" ]]; then
-    with_timeout 900 "$uv" pip install --quiet --python "$dir/bin/python" -r "$req"
-  else
-    with_timeout 900 "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$req"
-  fi || die "install of ${req#"$REPO"/} into ${dir#"$REPO"/} failed"
-  echo "$want" >"$stamp"
+# The Python environments: every package comes from one pyproject.toml
+# (a dependency group per purpose) pinned in uv.lock. One environment per set
+# of groups that resolve together (their botocore pins keep them apart):
+#   local    .venv                 emulator    ministack, AWS CLI, k6, matplotlib,
+#                                              boto3: the local stack, k6/ and the
+#                                              bench harness
+#   aws      .venv-infra/aws       lint build  cfn-lint, SAM CLI, cargo-lambda, zig
+#   checkov  .venv-infra/checkov   checkov
+#   peers    bench/python/.venv    peers       the bench's Python peers
+venv_dir() {
+  case "$1" in
+    local) echo "$REPO/.venv" ;;
+    aws | checkov) echo "$VENVS/$1" ;;
+    peers) echo "$REPO/bench/python/.venv" ;;
+    *) die "no Python environment named '$1' (local, aws, checkov, peers)" ;;
+  esac
+}
+venv_groups() {
+  case "$1" in
+    local) echo emulator ;;
+    aws) echo lint build ;;
+    checkov | peers) echo "$1" ;;
+    *) die "no Python environment named '$1'" ;;
+  esac
 }
 
-# .venv-infra/<name> from infra/requirements-<name>.txt.
-ensure_venv() { make_venv "$VENVS/$1" "$REPO/infra/requirements-$1.txt"; }
+# ensure_venv NAME: environment NAME (above) holding exactly its groups of
+# uv.lock (`uv sync --frozen --only-group ...`), made from $PYTHON (default
+# python3). Nothing is done while its stamp matches (uv.lock's sha256, the
+# groups and the Python version). Otherwise uv syncs into the existing
+# environment (so one in use, e.g. by a running emulator, stays usable), or
+# makes a new one when it is missing or was made by another Python.
+ensure_venv() {
+  local name="$1" dir groups py pyver want uv g
+  dir="$(venv_dir "$name")" || return 1
+  groups="$(venv_groups "$name")" || return 1
+  command -v "${PYTHON:-python3}" >/dev/null || die "${PYTHON:-python3} not found (set PYTHON=/path/to/python3.11+)"
+  # The interpreter itself, not a wrapper (a pyenv shim): uv replaces an
+  # environment whose interpreter is not the one asked for.
+  read -r pyver py < <("${PYTHON:-python3}" -c 'import sys; print(sys.version.split()[0], sys.executable)')
+  want="$(sha256_file "$REPO/uv.lock") $groups $pyver"
+  if [[ -x "$dir/bin/python" && -f "$dir/.uv-sync" && "$(cat "$dir/.uv-sync")" == "$want" ]]; then
+    return 0
+  fi
+  uv="$(uv_bin)"
+  local -a only=()
+  for g in $groups; do only+=(--only-group "$g"); done
+  log "syncing ${dir#"$REPO"/} (Python $pyver; groups ${groups// /, } of uv.lock)"
+  UV_PROJECT_ENVIRONMENT="$dir" with_timeout 900 "$uv" sync --quiet --frozen --no-install-project \
+    --project "$REPO" --python "$py" --no-python-downloads "${only[@]}" \
+    || die "uv sync of ${dir#"$REPO"/} failed"
+  echo "$want" >"$dir/.uv-sync"
+}
 
 # Where cargo puts its output (CARGO_TARGET_DIR, .cargo/config, or target/).
 cargo_target_dir() {

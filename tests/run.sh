@@ -48,7 +48,7 @@ step "bench smoke: Rust and Python consumers through the Runtime API harness"
 # `make bench` measures the release build).
 export BENCH_RUST_BOOTSTRAP="${BENCH_RUST_BOOTSTRAP:-$(cargo_target_dir)/local/consumer}"
 (cd bench && bash bench.sh --smoke --require-rust)
-(cd bench && .venv/bin/python -m unittest -q tests/test_harness.py && python/.venv/bin/python -m unittest -q tests/test_peers.py)
+(cd bench && ../.venv/bin/python -m unittest -q tests/test_harness.py && python/.venv/bin/python -m unittest -q tests/test_peers.py)
 
 step "emulator"
 started_here=0

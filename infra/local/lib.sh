@@ -1,5 +1,5 @@
 # The local stack's settings on top of the script library (infra/tools.sh:
-# log, die, make_venv, ...), for infra/local/*.sh, tests/run.sh and k6/*.sh.
+# log, die, ensure_venv, ...), for infra/local/*.sh, tests/run.sh and k6/*.sh.
 # Source it; do not execute it.
 # shellcheck shell=bash
 
@@ -7,7 +7,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # shellcheck source=../tools.sh
 source "$REPO/infra/tools.sh"
 LOCAL_DIR="$REPO/.local"
-VENV="$REPO/.venv"
+VENV="$(venv_dir local)" # the local toolchain (ensure_venv local)
 
 MINISTACK_PORT="${MINISTACK_PORT:-4566}"
 ENDPOINT="http://127.0.0.1:${MINISTACK_PORT}"

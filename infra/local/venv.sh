@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Create $REPO/.venv and install the pinned local toolchain (idempotent):
-# infra/local/requirements.txt, through make_venv (infra/tools.sh).
+# Make $REPO/.venv, the local toolchain (emulator, AWS CLI, k6, matplotlib),
+# from the `emulator` group of uv.lock (idempotent): `ensure_venv local` of
+# infra/tools.sh.
 # Env: PYTHON, the interpreter to make it from (default python3).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-make_venv "$VENV" "$REPO/infra/local/requirements.txt"
+ensure_venv local
 log "venv ready ($VENV)"
