@@ -4,17 +4,31 @@
 //! operation and share of requests it answers with an error, drops the
 //! connection, waits, or forwards only part of a batch and reports the rest
 //! as `UnprocessedItems` / `Failed`, as AWS itself does.
+//!
+//! For the bench it also adds a fixed delay to every call (an AWS-like round
+//! trip), can answer S3 PutObject and DynamoDB BatchWriteItem itself
+//! ([`Backend::Stub`]), counts calls by kind, and serves a control path:
+//!
+//! ```text
+//! GET  /__proxy/stats[?reset=1]  -> Stats as JSON; reset=1 restarts max_in_flight
+//! POST /__proxy/fail             <- JSON list of substrings: S3 PUTs whose path
+//!                                   contains one are answered 403 AccessDenied
+//! ```
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::http::request::Parts;
+use hyper::{header, Method, Request, Response, StatusCode};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 /// The operations faults can be aimed at.
@@ -39,6 +53,8 @@ pub enum Fault {
     S3SlowDown,
     /// S3 500 InternalError.
     S3InternalError,
+    /// S3 403 AccessDenied (the SDKs do not retry it).
+    S3AccessDenied,
     /// DynamoDB 400 ProvisionedThroughputExceededException.
     DynamoThroughputExceeded,
     /// DynamoDB 400 ThrottlingException.
@@ -106,20 +122,72 @@ impl Rule {
     }
 }
 
+/// What answers the calls no rule faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// The upstream (the emulator).
+    #[default]
+    Upstream,
+    /// The proxy itself answers S3 PutObject and DynamoDB BatchWriteItem
+    /// with success and stores nothing; everything else is forwarded.
+    Stub,
+}
+
+/// How the proxy treats every call, apart from its rules.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Added to every call before it is answered or forwarded.
+    pub delay: Duration,
+    /// What answers.
+    pub backend: Backend,
+    /// Write the head of the first request of each kind from each SDK
+    /// (the user agent's first token) to stderr.
+    pub log_heads: bool,
+}
+
+/// Per-call statistics, the JSON of `GET /__proxy/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Stats {
+    /// Calls proxied (the control path not counted).
+    pub requests: u64,
+    /// Client connections that carried at least one proxied call.
+    pub connections: u64,
+    /// Calls by kind: `S3 PutObject`, `BatchWriteItem` (the `X-Amz-Target`
+    /// operation), `S3 GetObject`, `S3 <METHOD> <bucket>`.
+    pub by_kind: BTreeMap<String, u64>,
+    /// Milliseconds the upstream took, summed by kind (stubbed calls: none).
+    pub upstream_ms: BTreeMap<String, f64>,
+    /// The most calls in flight at once (since the last reset).
+    pub max_in_flight: u64,
+    /// The delay added to each call.
+    pub delay_ms: f64,
+}
+
 #[derive(Default)]
 struct Counters {
     seen: HashMap<Op, u64>,
     /// Requests of each operation being handled now, and the most at once.
     in_flight: HashMap<Op, (u64, u64)>,
+    /// All requests being handled now, and the most at once since the reset.
+    all_in_flight: (u64, u64),
     injected: HashMap<Op, u64>,
     fired: Vec<u64>,
     /// Requests each rule was asked about (those earlier rules let through).
     considered: Vec<u64>,
+    requests: u64,
+    connections: u64,
+    by_kind: BTreeMap<String, u64>,
+    upstream_ms: BTreeMap<String, f64>,
+    /// (kind, client) pairs whose first request head was logged.
+    logged: HashSet<(String, String)>,
 }
 
 struct Shared {
     upstream: String,
+    options: Options,
     rules: Mutex<Vec<Rule>>,
+    /// S3 PUTs whose path contains one of these are denied.
+    denied: Mutex<Vec<String>>,
     counters: Mutex<Counters>,
     client: reqwest::Client,
 }
@@ -138,6 +206,19 @@ impl Drop for FaultProxy {
     }
 }
 
+/// Fails unless `upstream` is an http URL on the loopback interface: the
+/// proxy is for the local emulator, never for a real endpoint.
+fn check_loopback(upstream: &str) -> Result<()> {
+    let url = reqwest::Url::parse(upstream).with_context(|| format!("upstream {upstream:?}"))?;
+    let host = url.host_str().unwrap_or_default();
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || ip.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if url.scheme() != "http" || !loopback {
+        bail!("the upstream must be http:// on the loopback interface, got {upstream:?}");
+    }
+    Ok(())
+}
+
 impl FaultProxy {
     /// Starts a proxy on a free port of 127.0.0.1 forwarding to `upstream`
     /// with `rules`.
@@ -147,12 +228,25 @@ impl FaultProxy {
 
     /// Starts a proxy on 127.0.0.1:`port` (0: any free port).
     pub async fn start_on(port: u16, upstream: &str, rules: Vec<Rule>) -> Result<Self> {
+        Self::start_with(port, upstream, rules, Options::default()).await
+    }
+
+    /// Starts a proxy on 127.0.0.1:`port` (0: any free port) with `options`.
+    pub async fn start_with(
+        port: u16,
+        upstream: &str,
+        rules: Vec<Rule>,
+        options: Options,
+    ) -> Result<Self> {
+        check_loopback(upstream)?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let n = rules.len();
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
+            options,
             rules: Mutex::new(rules),
+            denied: Mutex::new(Vec::new()),
             counters: Mutex::new(Counters {
                 fired: vec![0; n],
                 considered: vec![0; n],
@@ -165,12 +259,24 @@ impl FaultProxy {
         let state = shared.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(_) => {
+                        // Out of file descriptors, say: do not spin.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
                 };
+                // Small answers go out at once, not after a delayed ACK.
+                let _ = stream.set_nodelay(true);
                 let state = state.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
+                    // A connection is counted at its first proxied call, so
+                    // the control path's own connections are not.
+                    let counted = Arc::new(AtomicBool::new(false));
+                    let service = hyper::service::service_fn(move |req| {
+                        handle(state.clone(), counted.clone(), req)
+                    });
                     let io = hyper_util::rt::TokioIo::new(stream);
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(io, service)
@@ -193,6 +299,12 @@ impl FaultProxy {
         let mut counters = lock(&self.shared.counters);
         counters.fired = vec![0; n];
         counters.considered = vec![0; n];
+    }
+
+    /// S3 PUTs whose path contains one of `substrings` are answered 403
+    /// AccessDenied from now on (an empty list: none). Replaces the last list.
+    pub fn deny_s3_puts(&self, substrings: Vec<String>) {
+        *lock(&self.shared.denied) = substrings;
     }
 
     /// Requests of `op` seen so far.
@@ -220,23 +332,64 @@ impl FaultProxy {
             .copied()
             .unwrap_or(0)
     }
+
+    /// The per-call statistics; `reset_max_in_flight` restarts that count
+    /// from the calls in flight now.
+    pub fn stats(&self, reset_max_in_flight: bool) -> Stats {
+        stats(&self.shared, reset_max_in_flight)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn classify(method: &hyper::Method, path: &str, target: Option<&str>) -> Op {
+fn stats(shared: &Shared, reset_max_in_flight: bool) -> Stats {
+    let mut c = lock(&shared.counters);
+    if reset_max_in_flight {
+        c.all_in_flight.1 = c.all_in_flight.0;
+    }
+    Stats {
+        requests: c.requests,
+        connections: c.connections,
+        by_kind: c.by_kind.clone(),
+        upstream_ms: c
+            .upstream_ms
+            .iter()
+            .map(|(k, v)| (k.clone(), (v * 1000.0).round() / 1000.0))
+            .collect(),
+        max_in_flight: c.all_in_flight.1,
+        delay_ms: shared.options.delay.as_secs_f64() * 1000.0,
+    }
+}
+
+fn classify(method: &Method, path: &str, target: Option<&str>) -> Op {
     match target {
         Some(t) if t.ends_with(".BatchWriteItem") => Op::DynamoBatchWriteItem,
         Some(t) if t.ends_with(".GetItem") => Op::DynamoGetItem,
         Some(t) if t.ends_with(".SendMessageBatch") => Op::SqsSendMessageBatch,
         Some(_) => Op::Other,
         // Path-style S3: PUT /bucket/key is PutObject.
-        None if method == hyper::Method::PUT && path.trim_start_matches('/').contains('/') => {
+        None if method == Method::PUT && path.trim_start_matches('/').contains('/') => {
             Op::S3PutObject
         }
         None => Op::Other,
+    }
+}
+
+/// The name a call is counted under: the `X-Amz-Target` operation, else the
+/// S3 call read from the method and path-style path.
+fn kind(method: &Method, path: &str, target: Option<&str>) -> String {
+    if let Some(t) = target {
+        return t.rsplit('.').next().unwrap_or(t).to_owned();
+    }
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    let bucket = segments.next();
+    let has_key = segments.next().is_some();
+    match (method, has_key) {
+        (&Method::PUT, true) => "S3 PutObject".to_owned(),
+        (&Method::GET, true) => "S3 GetObject".to_owned(),
+        _ => format!("S3 {method} {}", bucket.unwrap_or("/")),
     }
 }
 
@@ -266,15 +419,22 @@ fn draw(shared: &Shared, op: Op, body: &[u8]) -> Option<Fault> {
     None
 }
 
+/// Whether the deny list turns this S3 PUT down (counted as injected).
+fn denied(shared: &Shared, op: Op, path: &str) -> bool {
+    if op != Op::S3PutObject || !lock(&shared.denied).iter().any(|s| path.contains(s)) {
+        return false;
+    }
+    *lock(&shared.counters).injected.entry(op).or_insert(0) += 1;
+    true
+}
+
 type Answer = Response<Full<Bytes>>;
 
 fn answer(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Answer {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     if let Ok(v) = content_type.parse() {
-        response
-            .headers_mut()
-            .insert(hyper::header::CONTENT_TYPE, v);
+        response.headers_mut().insert(header::CONTENT_TYPE, v);
     }
     response
 }
@@ -295,20 +455,52 @@ fn json_error(status: StatusCode, kind: &str, message: &str) -> Answer {
     response
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, std::io::Error> {
+/// One proxied call: its head, the operation faults see and the kind it is
+/// counted under.
+struct Call {
+    parts: Parts,
+    op: Op,
+    kind: String,
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    counted: Arc<AtomicBool>,
+    req: Request<Incoming>,
+) -> Result<Answer, std::io::Error> {
     let (parts, body) = req.into_parts();
+    // Reading the body is what makes hyper answer `Expect: 100-continue`,
+    // here and at once, so the delay below is paid once per call.
     let body = body
         .collect()
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?
         .to_bytes();
+    if parts.uri.path().starts_with("/__proxy/") {
+        return Ok(control(&shared, &parts, &body));
+    }
     let target = parts
         .headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok());
-    let op = classify(&parts.method, parts.uri.path(), target);
-    let _in_flight = InFlight::enter(&shared, op);
-    let fault = draw(&shared, op, &body);
+    let path = parts.uri.path();
+    let call = Call {
+        op: classify(&parts.method, path, target),
+        kind: kind(&parts.method, path, target),
+        parts,
+    };
+    let first_on_connection = !counted.swap(true, Ordering::Relaxed);
+    let _in_flight = InFlight::enter(&shared, &call, first_on_connection);
+    if shared.options.log_heads {
+        log_head(&shared, &call, body.len());
+    }
+    if !shared.options.delay.is_zero() {
+        tokio::time::sleep(shared.options.delay).await;
+    }
+    if denied(&shared, call.op, call.parts.uri.path()) {
+        return Ok(access_denied());
+    }
+    let fault = draw(&shared, call.op, &body);
     if let Some(error) = fault.as_ref().and_then(canned_error) {
         return Ok(error);
     }
@@ -322,40 +514,123 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, s
         }
         Some(Fault::Stall) => std::future::pending().await,
         Some(Fault::DropResponse) => {
-            let _ = forward(&shared, &parts, body).await?;
+            let _ = exchange(&shared, &call, body).await?;
             return Err(std::io::Error::other(
                 "response dropped by the fault proxy after the upstream answered",
             ));
         }
-        Some(Fault::Unprocessed(share)) => return unprocessed(&shared, &parts, body, share).await,
+        Some(Fault::Unprocessed(share)) => return unprocessed(&shared, &call, body, share).await,
         Some(Fault::SqsPartialFailed(share)) => {
-            return partial_failed(&shared, &parts, body, share).await
+            return partial_failed(&shared, &call, body, share).await
         }
         // Answered by canned_error above.
         Some(_) | None => body,
     };
-    forward(&shared, &parts, body).await
+    exchange(&shared, &call, body).await
 }
 
-/// Counts a request of `op` as in flight while it lives.
+/// The control path: statistics and the S3 deny list.
+fn control(shared: &Shared, parts: &Parts, body: &[u8]) -> Answer {
+    let json_answer = |status, value: String| answer(status, "application/json", value);
+    match (&parts.method, parts.uri.path()) {
+        (&Method::GET, "/__proxy/stats") => {
+            let reset = parts
+                .uri
+                .query()
+                .is_some_and(|q| q.split('&').any(|p| p == "reset=1"));
+            let stats = stats(shared, reset);
+            json_answer(
+                StatusCode::OK,
+                serde_json::to_string(&stats).unwrap_or_default(),
+            )
+        }
+        (&Method::POST, "/__proxy/fail") => {
+            let list = if body.is_empty() {
+                Ok(Vec::new())
+            } else {
+                serde_json::from_slice::<Vec<String>>(body)
+            };
+            match list {
+                Ok(list) => {
+                    *lock(&shared.denied) = list;
+                    json_answer(StatusCode::OK, "{}".to_owned())
+                }
+                Err(e) => json_answer(
+                    StatusCode::BAD_REQUEST,
+                    json!({ "error": format!("expected a JSON list of strings: {e}") }).to_string(),
+                ),
+            }
+        }
+        _ => json_answer(StatusCode::NOT_FOUND, "{}".to_owned()),
+    }
+}
+
+/// Writes the head of the first call of each kind from each client to stderr.
+fn log_head(shared: &Shared, call: &Call, body_len: usize) {
+    let client = call
+        .parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split(' ').next())
+        .unwrap_or("?")
+        .to_owned();
+    if !lock(&shared.counters)
+        .logged
+        .insert((call.kind.clone(), client))
+    {
+        return;
+    }
+    let parts = &call.parts;
+    let mut text = format!(
+        "--- first {} request ({body_len} body bytes)\n{} {} {:?}\r\n",
+        call.kind, parts.method, parts.uri, parts.version
+    );
+    for (name, value) in &parts.headers {
+        text.push_str(&format!(
+            "{name}: {}\r\n",
+            String::from_utf8_lossy(value.as_bytes())
+        ));
+    }
+    text.push_str("\r\n");
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Counts a request as in flight while it lives (and the call as made).
 struct InFlight<'a>(&'a Shared, Op);
 
 impl<'a> InFlight<'a> {
-    fn enter(shared: &'a Shared, op: Op) -> Self {
+    fn enter(shared: &'a Shared, call: &Call, first_on_connection: bool) -> Self {
         let mut counters = lock(&shared.counters);
-        let (now, max) = counters.in_flight.entry(op).or_insert((0, 0));
+        let (now, max) = counters.in_flight.entry(call.op).or_insert((0, 0));
         *now += 1;
         *max = (*max).max(*now);
-        Self(shared, op)
+        let (now, max) = &mut counters.all_in_flight;
+        *now += 1;
+        *max = (*max).max(*now);
+        counters.requests += 1;
+        counters.connections += u64::from(first_on_connection);
+        *counters.by_kind.entry(call.kind.clone()).or_insert(0) += 1;
+        Self(shared, call.op)
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        if let Some((now, _)) = lock(&self.0.counters).in_flight.get_mut(&self.1) {
+        let mut counters = lock(&self.0.counters);
+        if let Some((now, _)) = counters.in_flight.get_mut(&self.1) {
             *now = now.saturating_sub(1);
         }
+        counters.all_in_flight.0 = counters.all_in_flight.0.saturating_sub(1);
     }
+}
+
+fn access_denied() -> Answer {
+    s3_error(
+        StatusCode::FORBIDDEN,
+        "AccessDenied",
+        "Access Denied (injected by the fault proxy)",
+    )
 }
 
 /// The error answer of a fault that is just an error, as each service sends it.
@@ -377,6 +652,7 @@ fn canned_error(fault: &Fault) -> Option<Answer> {
                 injected,
             ))
         }
+        Fault::S3AccessDenied => return Some(access_denied()),
         Fault::DynamoThroughputExceeded => (
             StatusCode::BAD_REQUEST,
             ddb("ProvisionedThroughputExceededException"),
@@ -395,11 +671,71 @@ fn canned_error(fault: &Fault) -> Option<Answer> {
     Some(json_error(status, &kind, injected))
 }
 
-async fn forward(
-    shared: &Shared,
-    parts: &hyper::http::request::Parts,
-    body: Bytes,
-) -> Result<Answer, std::io::Error> {
+/// The stub's answer for the body of a BatchWriteItem.
+const STUB_BATCH_WRITE: &str = r#"{"UnprocessedItems":{}}"#;
+/// CRC32 of [`STUB_BATCH_WRITE`] (`zlib.crc32`), the `x-amz-crc32` DynamoDB
+/// sends and the SDKs check.
+const STUB_BATCH_WRITE_CRC32: &str = "4185382651";
+
+/// A successful answer for the calls the stub backend takes, or None.
+fn stub_answer(op: Op) -> Option<Answer> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    match op {
+        Op::S3PutObject => {
+            let mut response = Response::new(Full::new(Bytes::new()));
+            let h = response.headers_mut();
+            // S3's ETag is the body's MD5 for a plain put; no SDK checks it
+            // on PutObject, so a unique opaque value of the same shape does.
+            h.insert(header::ETAG, format!("\"{id}\"").parse().ok()?);
+            h.insert("x-amz-request-id", id[..16].to_uppercase().parse().ok()?);
+            Some(response)
+        }
+        Op::DynamoBatchWriteItem => {
+            let mut response = answer(
+                StatusCode::OK,
+                "application/x-amz-json-1.0",
+                STUB_BATCH_WRITE,
+            );
+            let h = response.headers_mut();
+            h.insert("x-amzn-requestid", id.parse().ok()?);
+            h.insert("x-amz-crc32", STUB_BATCH_WRITE_CRC32.parse().ok()?);
+            Some(response)
+        }
+        _ => None,
+    }
+}
+
+/// The answer of the backend: the stub's for the calls it takes, else the
+/// upstream's.
+async fn exchange(shared: &Shared, call: &Call, body: Bytes) -> Result<Answer, std::io::Error> {
+    if shared.options.backend == Backend::Stub {
+        if let Some(stubbed) = stub_answer(call.op) {
+            return Ok(stubbed);
+        }
+    }
+    forward(shared, call, body).await
+}
+
+/// Request headers that belong to one hop, not to the call.
+fn hop_by_hop(name: &header::HeaderName) -> bool {
+    [
+        header::HOST,
+        header::CONTENT_LENGTH,
+        header::TRANSFER_ENCODING,
+        header::CONNECTION,
+        header::EXPECT,
+        header::TE,
+        header::TRAILER,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+    ]
+    .contains(name)
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
+async fn forward(shared: &Shared, call: &Call, body: Bytes) -> Result<Answer, std::io::Error> {
+    let parts = &call.parts;
     let path = parts
         .uri
         .path_and_query()
@@ -408,10 +744,11 @@ async fn forward(
     let url = format!("{}{path}", shared.upstream);
     let mut request = shared.client.request(parts.method.clone(), &url).body(body);
     for (name, value) in &parts.headers {
-        if name != hyper::header::HOST && name != hyper::header::CONTENT_LENGTH {
+        if !hop_by_hop(name) {
             request = request.header(name, value);
         }
     }
+    let sent = Instant::now();
     let response = request
         .send()
         .await
@@ -422,11 +759,18 @@ async fn forward(
         .bytes()
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let took_ms = sent.elapsed().as_secs_f64() * 1000.0;
+    *lock(&shared.counters)
+        .upstream_ms
+        .entry(call.kind.clone())
+        .or_insert(0.0) += took_ms;
     let mut out = Response::new(Full::new(bytes));
     *out.status_mut() = status;
     for (name, value) in &headers {
-        if name != hyper::header::TRANSFER_ENCODING && name != hyper::header::CONTENT_LENGTH {
-            out.headers_mut().insert(name, value.clone());
+        // A HEAD answer's Content-Length is the object's size: keep it.
+        let length_of_head = name == header::CONTENT_LENGTH && parts.method == Method::HEAD;
+        if length_of_head || !hop_by_hop(name) {
+            out.headers_mut().append(name, value.clone());
         }
     }
     Ok(out)
@@ -443,7 +787,7 @@ fn split<T>(items: Vec<T>, share: f64) -> (Vec<T>, Vec<T>) {
 
 async fn unprocessed(
     shared: &Shared,
-    parts: &hyper::http::request::Parts,
+    call: &Call,
     body: Bytes,
     share: f64,
 ) -> Result<Answer, std::io::Error> {
@@ -466,7 +810,7 @@ async fn unprocessed(
     let mut response: Value = if nothing_left {
         json!({ "UnprocessedItems": {} })
     } else {
-        match forward_json(shared, parts, &request).await? {
+        match forward_json(shared, call, &request).await? {
             Ok(value) => value,
             Err(failed) => return Ok(failed),
         }
@@ -494,10 +838,10 @@ async fn unprocessed(
 /// Forwards a JSON request; the answer parsed, or the upstream's error as is.
 async fn forward_json(
     shared: &Shared,
-    parts: &hyper::http::request::Parts,
+    call: &Call,
     request: &Value,
 ) -> Result<Result<Value, Answer>, std::io::Error> {
-    let forwarded = forward(shared, parts, Bytes::from(request.to_string())).await?;
+    let forwarded = exchange(shared, call, Bytes::from(request.to_string())).await?;
     if !forwarded.status().is_success() {
         return Ok(Err(forwarded));
     }
@@ -514,7 +858,7 @@ async fn forward_json(
 
 async fn partial_failed(
     shared: &Shared,
-    parts: &hyper::http::request::Parts,
+    call: &Call,
     body: Bytes,
     share: f64,
 ) -> Result<Answer, std::io::Error> {
@@ -529,7 +873,7 @@ async fn partial_failed(
         json!({ "Successful": [] })
     } else {
         request["Entries"] = Value::Array(kept);
-        match forward_json(shared, parts, &request).await? {
+        match forward_json(shared, call, &request).await? {
             Ok(value) => value,
             Err(failed) => return Ok(failed),
         }
@@ -557,6 +901,8 @@ mod tests {
     fn share_is_spread_evenly() {
         let shared = Shared {
             upstream: String::new(),
+            options: Options::default(),
+            denied: Mutex::new(Vec::new()),
             rules: Mutex::new(vec![
                 Rule::new(Op::S3PutObject, Fault::S3SlowDown, 0.25),
                 Rule::new(Op::S3PutObject, Fault::Reset, 0.25),
