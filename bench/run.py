@@ -29,8 +29,7 @@ MODES = {
     "full": dict(profiles="0,20,20:stub", sizes=[10, 100], reps=20, warmup=3, cold_starts=5, max_minutes=45,
                  sweep_memory=[128, 256, 512, 1024, 1769, 3008], sweep_sizes=[10, 100], sweep_cold_starts=3,
                  sweep_warmup=1, sweep_min_reps=5, sweep_max_reps=20, sweep_cell_seconds=8.0,
-                 instructions="rust,python-plain,python-powertools", instructions_batch=100,
-                 instructions_invocations=2),
+                 instructions="all", instructions_batch=100, instructions_invocations=1),
     "quick": dict(profiles="0", sizes=[10, 100], reps=5, warmup=1, cold_starts=2, max_minutes=15,
                   sweep_memory=[128, 512, 1769], sweep_sizes=[10, 100], sweep_cold_starts=1,
                   sweep_warmup=1, sweep_min_reps=5, sweep_max_reps=8, sweep_cell_seconds=2.0,
@@ -125,6 +124,8 @@ def main(argv=None) -> int:
                    help="functions to count instructions per message of, under callgrind (harness/instructions.py;"
                         " default: all in a full run, rust in quick and smoke; '' for none)")
     p.add_argument("--instructions-batch", type=int, default=None, help="batch size counted (default 100; smoke 20)")
+    p.add_argument("--require-quota", action="store_true",
+                   help="fail (exit 1) when no CPU quota can be set, instead of skipping the memory sweep")
     p.add_argument("--cpu-period-us", type=int, default=quota.DEFAULT_PERIOD_US,
                    help=f"CFS period of the quota, µs (default {quota.DEFAULT_PERIOD_US}: see harness/quota.py)")
     p.add_argument("--max-concurrency", type=int, default=64,
@@ -190,13 +191,15 @@ def main(argv=None) -> int:
     results = Run(settings).execute()
     wanted = [f.strip() for f in (a.instructions if a.instructions is not None else m["instructions"]).split(",")
               if f.strip()]
+    wanted = functions if wanted == ["all"] else wanted
     results["instructions"] = _instructions(settings, wanted, a.instructions_batch or m["instructions_batch"],
                                             m["instructions_invocations"])
     paths = report.write(results, settings.out_dir)
     elapsed = time.monotonic() - t0
     print("\n".join(f"{k + ':':8}{v}" for k, v in paths.items()) + f"\n({elapsed:.1f}s)")
     q = results["settings"]["sweep"].get("quota") or {}
-    if settings.sweep_memory and not q.get("available"):
+    no_quota = bool(settings.sweep_memory) and not q.get("available")
+    if no_quota:
         print(f"CPU quota: NOT SET ({q.get('how')}); the memory sweep and cost table were skipped")
     for line in report.instruction_lines(results):
         print(line)
@@ -215,6 +218,9 @@ def main(argv=None) -> int:
     skipped = sum(1 for n, s in statuses.items() if s == "missing" and n not in failed)
     passed = len(statuses) - len(failed) - skipped
     print(f"functions: {passed} passed, {len(failed)} failed" + (f", {skipped} skipped" if skipped else ""))
+    if no_quota and a.require_quota:
+        print("failing: --require-quota and no CPU quota could be set")
+        return 1
     return 1 if failed else 0
 
 
