@@ -430,7 +430,7 @@ def cold_section(results: dict) -> list[str]:
     return lines
 
 
-def power_chart(results: dict, prices: dict, title: str) -> str | None:
+def power_chart(results: dict, prices: dict, title: str, image_format: str = "svg") -> str | bytes | None:
     """Duration and cost against memory size, one line per runtime (log x): the power-tuning view."""
     costs = sweep_costs(results, prices)
     if not costs:
@@ -450,11 +450,15 @@ def power_chart(results: dict, prices: dict, title: str) -> str | None:
         reportlib.lines_logx(axes[0][col], f"batch {size}: median duration (ms)", dur, ylabel="ms", log_y=True)
         reportlib.lines_logx(axes[1][col], f"batch {size}: $ per million messages (ring: cheapest)", usd,
                              xlabel="memory size (MB), CPU = memory / 1,769 MB of a core", ylabel="USD",
-                             marks=marks)
+                             marks=marks, log_y=True)
     fig.suptitle(title, x=0.01, ha="left", fontweight="bold", fontsize=12)
     fig.text(0.01, 0.005, "Lambda duration + request charges only (S3, DynamoDB, SQS excluded: same for every "
              "runtime). Method: bench/README.md.", color="#555", fontsize=8)
     fig.tight_layout(rect=(0, 0.02, 1, 0.96), h_pad=1.5, w_pad=3)
+    if image_format == "png":  # for a look where no SVG viewer is at hand
+        raw = io.BytesIO()
+        fig.savefig(raw, format="png")
+        return raw.getvalue()
     out = io.StringIO()
     fig.savefig(out, format="svg", metadata={"Date": None, "Creator": None})
     return out.getvalue()
