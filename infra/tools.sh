@@ -72,14 +72,17 @@ venv_groups() {
 # environment (so one in use, e.g. by a running emulator, stays usable), or
 # makes a new one when it is missing or was made by another Python.
 ensure_venv() {
-  local name="$1" dir groups py pyver want uv g
+  local name="$1" dir groups py pyver lock want uv g
   dir="$(venv_dir "$name")" || return 1
   groups="$(venv_groups "$name")" || return 1
-  command -v "${PYTHON:-python3}" >/dev/null || die "${PYTHON:-python3} not found (set PYTHON=/path/to/python3.11+)"
-  # The interpreter itself, not a wrapper (a pyenv shim): uv replaces an
-  # environment whose interpreter is not the one asked for.
-  read -r pyver py < <("${PYTHON:-python3}" -c 'import sys; print(sys.version.split()[0], sys.executable)')
-  want="$(sha256_file "$REPO/uv.lock") $groups $pyver"
+  # One interpreter start (a pyenv shim alone takes a quarter of a second):
+  # its version, uv.lock's sha256 and the interpreter itself, not a wrapper
+  # (uv replaces an environment whose interpreter is not the one asked for).
+  want="$("${PYTHON:-python3}" -c 'import hashlib, sys
+print(sys.version.split()[0], hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest(), sys.executable)' "$REPO/uv.lock")" \
+    || die "${PYTHON:-python3} does not run (set PYTHON=/path/to/python3.11+)"
+  read -r pyver lock py <<<"$want"
+  want="$lock $groups $pyver"
   if [[ -x "$dir/bin/python" && -f "$dir/.uv-sync" && "$(cat "$dir/.uv-sync")" == "$want" ]]; then
     return 0
   fi
