@@ -5,6 +5,7 @@
 # standard/FIFO queue x on-demand/provisioned polling x classic Lambda/Managed
 # Instances), rendered with its parameters and conditions resolved, so every
 # branch is linted, scanned and has its IAM checked:
+#   uv-lock           uv.lock is still the resolution of pyproject.toml
 #   cfn-lint          CloudFormation schema and best-practice rules
 #   sam-validate      `sam validate --lint` (SAM transform + cfn-lint)
 #   checkov           IaC security scan; every skipped check is justified in
@@ -90,6 +91,15 @@ step_least_privilege() {
   "$LINT_BIN/python" infra/least_privilege.py "${TEMPLATES[@]}" 2> >(grep -v "unpublished metrics" >&2) || return 1
 }
 
+# Every environment is synced from uv.lock as it is (--frozen), so the lock
+# must still be what pyproject.toml's pins resolve to. Static: no network.
+step_uv_lock() {
+  local uv
+  uv="$(uv_bin)" || return 1
+  "$uv" lock --check --offline --project "$REPO" \
+    || { warn "uv.lock does not match pyproject.toml; run: ${uv#"$REPO"/} lock"; return 1; }
+}
+
 ADVISORIES_NOTE=""
 step_cargo_deny() {
   ensure_cargo_deny || return 1
@@ -125,7 +135,7 @@ step_lambda_zips() {
   python3 infra/lambda_zip.py --max-glibc "$MAX_GLIBC" "${zips[@]}" || return 1
 }
 
-all_steps=(cfn-lint sam-validate checkov least-privilege cargo-deny lambda-zips)
+all_steps=(uv-lock cfn-lint sam-validate checkov least-privilege cargo-deny lambda-zips)
 steps=("$@")
 [[ ${#steps[@]} -gt 0 ]] || steps=("${all_steps[@]}")
 
