@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Benchmark the Rust consumer against its Python peers on a local Lambda stand-in.
 
-    bench/.venv/bin/python bench/run.py            # full run -> bench/results/ (~15-20 min)
-    bench/.venv/bin/python bench/run.py --quick    # a few minutes: fewer memory sizes and repetitions
-    bench/.venv/bin/python bench/run.py --smoke    # < 2 minutes, for CI
+    .venv/bin/python bench/run.py            # full run -> bench/results/ (~15-20 min)
+    .venv/bin/python bench/run.py --quick    # a few minutes: fewer memory sizes and repetitions
+    .venv/bin/python bench/run.py --smoke    # < 2 minutes, for CI
 
-Normally started by bench/bench.sh, which makes the two venvs first.
+Normally started by bench/bench.sh, which syncs the two environments first
+(.venv: this harness and the emulator; bench/python/.venv: the peers).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Least-privilege check of infra/template.yaml: run it with the infra lint
-venv's python (it needs aws-sam-cli's YAML loader and aws-sam-translator).
+"""Least-privilege check of infra/template.yaml: run it with the python of
+.venv-infra/aws (group lint: aws-sam-cli's YAML loader and aws-sam-translator).
 
-    .venv-infra/lint/bin/python infra/least_privilege.py [template ...]
+    .venv-infra/aws/bin/python infra/least_privilege.py [template ...]
 
 It reads the template as written and as SAM expands it (so roles, policy
 templates and managed policies that SAM generates are seen too) and checks

@@ -3,8 +3,8 @@
 and saved as reproducible SVG (no date, fixed ids, text kept as text).
 
 Both callers load it by path (it is not a package); it needs matplotlib,
-pinned in bench/requirements.txt and infra/local/requirements.txt, the
-environments the two reports run in.
+pinned in pyproject.toml's group `emulator` (uv.lock), synced into .venv,
+the environment both reports run in.
 """
 
 from __future__ import annotations

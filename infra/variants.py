@@ -10,7 +10,7 @@ rendered variant, so a mistake in a branch the defaults never take still fails.
     python infra/variants.py list                          # name and parameters, one a line
 
 Needs only the standard library and PyYAML's loader from aws-sam-cli
-(`samcli.yamlhelper`), run with the infra lint venv's python.
+(`samcli.yamlhelper`), run with the python of .venv-infra/aws.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ Interface for the bench report and smoke:
                                            "batch", "tool", ...} or {"unavailable": why}
 
 CLI (from bench/):
-    .venv/bin/python -m harness.instructions --functions rust,python-plain --batch 10,100
+    ../.venv/bin/python -m harness.instructions --functions rust,python-plain --batch 10,100
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Most need no function either; RustConsumerOnManagedInstancesTest starts the
 release build of the Rust consumer (skipped, saying where it looked, when it
 is not built; point CARGO_TARGET_DIR or BENCH_RUST_BOOTSTRAP at it).
 
-Run: cd bench && .venv/bin/python -m unittest tests/test_harness.py
+Run: cd bench && ../.venv/bin/python -m unittest tests/test_harness.py
 (pytest, where it is installed, runs them too).
 """
 

@@ -1,7 +1,7 @@
 """Tests of harness/instructions.py: reading callgrind's output, and (where
 valgrind and the Rust consumer's release build are present) one real count.
 
-Run: cd bench && .venv/bin/python -m unittest tests/test_instructions.py
+Run: cd bench && ../.venv/bin/python -m unittest tests/test_instructions.py
 """
 
 from __future__ import annotations
