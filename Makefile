@@ -2,7 +2,7 @@
 SHELL := bash
 
 .DEFAULT_GOAL := help
-.PHONY: help up down status test unit fmt lint audit check-infra package deploy bench fuzz load soak
+.PHONY: help up down status test unit fmt lint audit check-infra package deploy bench bench-quick fuzz load soak
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -50,9 +50,13 @@ load: ## k6 throughput and end-to-end latency against the local stack; prints th
 soak: ## Steady load with 1% poison and 1% failing backend calls, then the audit (DURATION=3m)
 	k6/soak.sh
 
-bench: ## Rust vs Python consumers on the Lambda Runtime API; writes bench/results/<date>-<host>.md
+bench: ## Rust vs its peers on the Lambda Runtime API, a CPU-quota memory sweep and cost per 1M messages; writes bench/results/<date>-<host>.md
 	cargo build --release -p consumer
 	bench/bench.sh --require-rust
+
+bench-quick: ## The same in a few minutes (3 memory sizes, fewer repetitions); writes bench/results/<date>-<host>-quick.md
+	cargo build --release -p consumer
+	bench/bench.sh --require-rust --quick
 
 fuzz: ## Run every cargo-fuzz target (FUZZ_SECONDS each, default 30)
 	fuzz/run.sh $(or $(FUZZ_SECONDS),30)
