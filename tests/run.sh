@@ -51,7 +51,7 @@ export BENCH_RUST_BOOTSTRAP="${BENCH_RUST_BOOTSTRAP:-$(cargo_target_dir)/local/c
 # quota must be set (a cgroup cpu controller is there), elsewhere the run
 # says it skipped it.
 quota_flag=""; [ "$(id -u)" -eq 0 ] && quota_flag="--require-quota"
-(cd bench && bash bench.sh --smoke --require-rust $quota_flag)
+(cd bench && bash bench.sh --smoke --require-rust ${quota_flag:+"$quota_flag"})
 (cd bench && ../.venv/bin/python -m unittest -q tests/test_harness.py && python/.venv/bin/python -m unittest -q tests/test_peers.py)
 
 step "emulator"
