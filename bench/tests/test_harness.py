@@ -595,6 +595,17 @@ class CostReportTest(unittest.TestCase):
         self.assertIn("<svg", svg)
         self.assertIn("cheapest", svg)
 
+    def test_instructions_per_message_are_judged_against_half_the_baseline(self):
+        results = _sweep_results()
+        results["instructions"] = {"available": True, "batch": 100, "functions": {
+            "rust": {"instructions_per_message": 300_000.0},
+            "python-plain": {"reason": "callgrind_control --dump failed"}}}
+        text = report.markdown(results, "chart.svg")
+        self.assertRegex(text, r"instructions/message < 330,345 .*\| 300,000 \| \*\*met\*\*")
+        self.assertIn("n/a (callgrind_control --dump failed)", text)
+        results["instructions"]["functions"]["rust"]["instructions_per_message"] = 400_000.0
+        self.assertRegex(report.markdown(results, "chart.svg"), r"\| 400,000 \| \*\*missed\*\*")
+
     def test_without_a_quota_the_sweep_is_reported_skipped_and_has_no_rows(self):
         results = _sweep_results(quota_available=False)
         text = report.markdown(results, "chart.svg")
