@@ -139,7 +139,13 @@ def lines_logx(ax, title: str, series: list[tuple[str, str, list[float], list[fl
                         markeredgecolor=color, markeredgewidth=1.5, linestyle="none")
     ax.set_xscale("log", base=2)
     if log_y:
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+
         ax.set_yscale("log")
+        # 1-2-5 steps labelled as plain numbers: a decade per label is too coarse to read a value off.
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_locator(NullLocator())
     if ticks:
         ax.set_xticks(ticks, [f"{x:g}" for x in ticks], fontsize=7)
         ax.minorticks_off()
