@@ -319,10 +319,11 @@ function resultsDir() {
 /**
  * handleSummary for `script`: the text summary on stdout (k6 prints none of
  * its own once handleSummary exists), the full summary as
- * <script>-<RUN_ID>.json, and <script>-<RUN_ID>-sent.json, the manifest an
+ * <name>-<RUN_ID>.json, and <name>-<RUN_ID>-sent.json, the manifest an
  * audit uses to find this run's messages (their bodies' `run` and `seq`).
+ * `name` defaults to the script (a ramp step passes throughput-step<N>).
  */
-export function summaryHandler(script) {
+export function summaryHandler(script, name = script) {
   return function handleSummary(data) {
     const run = data.setup_data || { runId: safeName(env('RUN_ID', '') || stamp(new Date())), script };
     const dir = resultsDir();
@@ -345,17 +346,22 @@ export function summaryHandler(script) {
       iterations,
       // Why there is no list of messageIds: k6 VUs share no memory, and files
       // can only be written here. Each body carries {"run": runId, "seq": n};
-      // seq < iterations x batch (iterations that were dropped send nothing).
+      // seqFrom <= seq < seqFrom + iterations x batch (iterations that were
+      // dropped send nothing; seqFrom is SEQ_OFFSET, 0 but in a ramp step).
       find: {
         bodyField: 'run',
         equals: run.runId,
-        seqBelow: run.settings && run.settings.batch ? iterations * run.settings.batch : null,
+        seqFrom: (run.settings && run.settings.seqOffset) || 0,
+        seqBelow:
+          run.settings && run.settings.batch
+            ? ((run.settings && run.settings.seqOffset) || 0) + iterations * run.settings.batch
+            : null,
       },
     };
     return {
       stdout: textSummary(data, run),
-      [`${dir}/${script}-${run.runId}.json`]: JSON.stringify(summary, null, 2),
-      [`${dir}/${script}-${run.runId}-sent.json`]: JSON.stringify(manifest, null, 2),
+      [`${dir}/${name}-${run.runId}.json`]: JSON.stringify(summary, null, 2),
+      [`${dir}/${name}-${run.runId}-sent.json`]: JSON.stringify(manifest, null, 2),
     };
   };
 }

@@ -8,6 +8,10 @@
 //   MAX_DROPPED_PCT  threshold on iterations k6 could not start for lack of
 //                 VUs, % of RATE x DURATION (default 1): the rate was not held
 //   RUN_ID        tag written into every message body (default throughput-<UTC time>)
+//   STEP          ramp step number (k6/ramp.py sets it; 0, the default: no ramp):
+//                 the summaries are named throughput-step<N>-<RUN_ID>*.json
+//   SEQ_OFFSET    added to every message's seq (default 0), so the steps of one
+//                 ramp, which share RUN_ID, never repeat an idempotency key
 //   VUS, MAX_VUS, PAYLOAD_BYTES, REQUEST_TIMEOUT, RESULTS_DIR: see README.md
 //
 // Thresholds: http_req_failed < 1%, message_accepted > 99% (a 207 is a
@@ -20,6 +24,8 @@ const BATCH = lib.int('BATCH', 10, 1, 500);
 const DURATION = lib.duration('DURATION', '30s');
 const P95_MS = lib.num('P95_MS', 1000, 1);
 const MAX_DROPPED_PCT = lib.num('MAX_DROPPED_PCT', 1, 0, 100);
+const STEP = lib.int('STEP', 0, 0, 999);
+const SEQ_OFFSET = lib.int('SEQ_OFFSET', 0, 0);
 const expected = Math.round(RATE * lib.seconds(DURATION));
 
 export const options = {
@@ -45,11 +51,13 @@ export const options = {
 const URL = lib.producerUrl();
 
 export function setup() {
-  return lib.setupRun('throughput', { rate: RATE, batch: BATCH, duration: DURATION, p95Ms: P95_MS });
+  const settings = { rate: RATE, batch: BATCH, duration: DURATION, p95Ms: P95_MS };
+  if (STEP) Object.assign(settings, { step: STEP, seqOffset: SEQ_OFFSET });
+  return lib.setupRun('throughput', settings);
 }
 
 export default function (run) {
-  lib.postMessages(URL, lib.makeMessages(run, lib.firstSeq(BATCH), BATCH));
+  lib.postMessages(URL, lib.makeMessages(run, SEQ_OFFSET + lib.firstSeq(BATCH), BATCH));
 }
 
-export const handleSummary = lib.summaryHandler('throughput');
+export const handleSummary = lib.summaryHandler('throughput', STEP ? `throughput-step${STEP}` : 'throughput');
