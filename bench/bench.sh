@@ -21,4 +21,14 @@ PYTHON="${BENCH_PYTHON:-python3}"
 ensure_venv local
 ensure_venv peers
 
+# The latency proxy between the functions and the emulator is tools/'s
+# fault-proxy (Rust): built here, quietly and incrementally, in the local
+# profile, unless BENCH_PROXY_BIN already points at one.
+if [[ -z "${BENCH_PROXY_BIN:-}" ]]; then
+  (cd "$REPO" && cargo build --quiet --profile local -p tools --bin fault-proxy) \
+    || die "could not build the latency proxy (cargo build --profile local -p tools --bin fault-proxy)"
+  BENCH_PROXY_BIN="$(cargo_target_dir)/local/fault-proxy"
+fi
+export BENCH_PROXY_BIN
+
 exec "$(venv_dir local)/bin/python" "$BENCH_DIR/run.py" "$@"

@@ -47,6 +47,12 @@ step "bench smoke: Rust and Python consumers through the Runtime API harness"
 # local-profile binary just built (its figures are printed, not judged;
 # `make bench` measures the release build).
 export BENCH_RUST_BOOTSTRAP="${BENCH_RUST_BOOTSTRAP:-$(cargo_target_dir)/local/consumer}"
+# The latency proxy (tools/'s fault-proxy), built as the consumer was: local
+# profile, --locked (bench.sh would build it too, without --locked).
+if [[ -z "${BENCH_PROXY_BIN:-}" ]]; then
+  cargo build --locked --quiet --profile local -p tools --bin fault-proxy
+  export BENCH_PROXY_BIN="$(cargo_target_dir)/local/fault-proxy"
+fi
 # The smoke runs every function under a CPU quota (512 MB) too; as root the
 # quota must be set (a cgroup cpu controller is there), elsewhere the run
 # says it skipped it.

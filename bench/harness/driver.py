@@ -114,31 +114,51 @@ class Progress:
 
 
 class Proxy:
-    """The latency-injecting proxy, as a child process."""
+    """The latency-injecting proxy, as a child process: `fault-proxy` of
+    tools/ (tools/README.md), found by `Proxy.binary()`."""
+
+    @staticmethod
+    def binary() -> Path:
+        """$BENCH_PROXY_BIN (bench.sh builds it and sets it), else the local-profile
+        build in $CARGO_TARGET_DIR or the repository's target/."""
+        if os.environ.get("BENCH_PROXY_BIN"):
+            candidates = [Path(os.environ["BENCH_PROXY_BIN"])]
+        else:
+            dirs = [Path(os.environ["CARGO_TARGET_DIR"])] if os.environ.get("CARGO_TARGET_DIR") else []
+            candidates = [d / "local" / "fault-proxy" for d in dirs + [BENCH_DIR.parent / "target"]]
+        for path in candidates:
+            if path.is_file() and os.access(path, os.X_OK):
+                return path
+        raise FileNotFoundError(
+            "fault-proxy not found (looked at: " + ", ".join(map(str, candidates)) + "); build it with "
+            "`cargo build --profile local -p tools --bin fault-proxy` or point BENCH_PROXY_BIN at it")
 
     def __init__(self, upstream_port: int, profile: Profile, log_path: Path, cpus):
         self.profile = profile
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.latency_proxy", "--upstream", f"127.0.0.1:{upstream_port}",
-             "--delay-ms", str(profile.delay_ms), "--backend", profile.backend, "--log-heads"],
-            cwd=BENCH_DIR,
+            [str(self.binary()), "--upstream", f"http://127.0.0.1:{upstream_port}",
+             "--delay-ms", str(profile.delay_ms), "--backend", profile.backend, "--log-heads",
+             "--report-secs", "0", "--seconds", "86400"],
             stdout=subprocess.PIPE,
             stderr=self._log,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        if cpus:
-            try:
-                os.sched_setaffinity(self.proc.pid, cpus)
-            except OSError:
-                pass
         line = self.proc.stdout.readline().decode().strip()  # "READY <port>"
         if not line.startswith("READY "):
             self.stop()
             raise RuntimeError(f"latency proxy did not start (said {line!r}); see {log_path}")
         self.port = int(line.split()[1])
+        if cpus:
+            # Every thread: its runtime's worker threads exist once it is READY,
+            # and threads it starts later inherit their starter's CPUs.
+            try:
+                for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+                    os.sched_setaffinity(int(tid), cpus)
+            except OSError:
+                pass
 
     @property
     def url(self) -> str:

@@ -1,8 +1,10 @@
 """Tests of the harness's own moving parts (no emulator needed).
 
 Most need no function either; RustConsumerOnManagedInstancesTest starts the
-release build of the Rust consumer (skipped, saying where it looked, when it
-is not built; point CARGO_TARGET_DIR or BENCH_RUST_BOOTSTRAP at it).
+release build of the Rust consumer behind the Rust proxy, tools/'s
+fault-proxy (skipped, saying where it looked, when either is not built; point
+CARGO_TARGET_DIR, BENCH_RUST_BOOTSTRAP or BENCH_PROXY_BIN at them). The
+proxy's own tests are tools/tests/proxy.rs.
 
 Run: cd bench && ../.venv/bin/python -m unittest tests/test_harness.py
 (pytest, where it is installed, runs them too).
@@ -10,7 +12,6 @@ Run: cd bench && ../.venv/bin/python -m unittest tests/test_harness.py
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
 import socket
@@ -24,136 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import latency_proxy, quota, report, verify  # noqa: E402
+from harness import quota, report, verify  # noqa: E402
 from harness.driver import Profile, Proxy  # noqa: E402
 from harness.events import EventSet  # noqa: E402
 from harness.functions import FunctionProcess, lambda_env, rust_spec  # noqa: E402
 from harness.runtime_api import RuntimeApi  # noqa: E402
-
-
-class _Loop:
-    """An asyncio loop in a thread, for servers under test."""
-
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro, timeout=10):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self, servers=()):
-        async def shutdown():
-            for server in servers:
-                server.close()
-            # The tests closed their connections: let the handlers see EOF and end.
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            if tasks:
-                _, pending = await asyncio.wait(tasks, timeout=2)
-                for task in pending:
-                    task.cancel()
-
-        self.run(shutdown())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
-        self.loop.close()
-
-
-async def _echo_upstream(reader, writer):
-    """Answers each request with its method, path and body length (keep-alive)."""
-    try:
-        for _ in range(100):
-            head = await reader.readuntil(b"\r\n\r\n")
-            start, headers = latency_proxy._parse_head(head)
-            body = await latency_proxy._read_body(reader, headers, until_eof=False)
-            if "chunked" in (latency_proxy._header(headers, "transfer-encoding") or ""):
-                # Decode the chunked framing to report the payload length.
-                payload, rest = b"", body
-                while rest:
-                    size_line, _, rest = rest.partition(b"\r\n")
-                    size = int(size_line, 16)
-                    if size == 0:
-                        break
-                    payload += rest[:size]
-                    rest = rest[size + 2 :]
-                body = payload
-            method, path = start.split(" ")[:2]
-            data = json.dumps({"method": method, "path": path, "length": len(body)}).encode()
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
-            await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass
-    finally:
-        writer.close()
-
-
-class ProxyTest(unittest.TestCase):
-    def setUp(self):
-        self.loop = _Loop()
-        self.upstream = self.loop.run(asyncio.start_server(_echo_upstream, "127.0.0.1", 0))
-        up_port = self.upstream.sockets[0].getsockname()[1]
-        self.proxies = []
-        self.ports = {}
-        for backend in ("emulator", "stub"):
-            proxy = latency_proxy.Proxy("127.0.0.1", up_port, 30.0, backend)
-            server = self.loop.run(asyncio.start_server(proxy.handle, "127.0.0.1", 0))
-            self.proxies.append(server)
-            self.ports[backend] = server.sockets[0].getsockname()[1]
-
-    def tearDown(self):
-        self.loop.close(self.proxies + [self.upstream])
-
-    def test_requests_are_delayed_and_relayed_on_one_keep_alive_connection(self):
-        conn = http.client.HTTPConnection("127.0.0.1", self.ports["emulator"], timeout=5)
-        for i in range(3):
-            t0 = time.perf_counter()
-            conn.request("PUT", f"/bucket/key{i}.json", body=b"x" * (100 + i))
-            answer = json.loads(conn.getresponse().read())
-            elapsed_ms = (time.perf_counter() - t0) * 1000
-            self.assertEqual(answer, {"method": "PUT", "path": f"/bucket/key{i}.json", "length": 100 + i})
-            self.assertGreaterEqual(elapsed_ms, 29.0)
-        conn.close()
-
-    def test_chunked_bodies_and_expect_continue_are_forwarded_whole(self):
-        conn = http.client.HTTPConnection("127.0.0.1", self.ports["emulator"], timeout=5)
-        conn.request("PUT", "/bucket/chunked", body=iter([b"abc", b"defgh"]),
-                     headers={"Transfer-Encoding": "chunked"}, encode_chunked=True)
-        self.assertEqual(json.loads(conn.getresponse().read())["length"], 8)
-        conn.putrequest("PUT", "/bucket/expect")
-        conn.putheader("Content-Length", "5")
-        conn.putheader("Expect", "100-continue")
-        conn.endheaders()
-        conn.send(b"hello")
-        self.assertEqual(json.loads(conn.getresponse().read())["length"], 5)
-        conn.close()
-
-    def test_stub_backend_answers_put_object_and_batch_write_item_itself(self):
-        conn = http.client.HTTPConnection("127.0.0.1", self.ports["stub"], timeout=5)
-        conn.request("PUT", "/bucket/records/a.json", body=b"{}")
-        response = conn.getresponse()
-        self.assertEqual(response.status, 200)
-        self.assertTrue(response.getheader("ETag"))
-        response.read()
-        conn.request("POST", "/", body=b"{}", headers={"X-Amz-Target": "DynamoDB_20120810.BatchWriteItem"})
-        response = conn.getresponse()
-        self.assertEqual(json.loads(response.read()), {"UnprocessedItems": {}})
-        conn.request("GET", "/__proxy/stats")
-        stats = json.loads(conn.getresponse().read())
-        self.assertEqual(stats["by_kind"], {"S3 PutObject": 1, "BatchWriteItem": 1})
-        self.assertEqual(stats["upstream_ms"], {})
-        conn.close()
-
-    def test_denied_keys_get_access_denied(self):
-        conn = http.client.HTTPConnection("127.0.0.1", self.ports["emulator"], timeout=5)
-        conn.request("POST", "/__proxy/fail", body=json.dumps(["doomed"]))
-        conn.getresponse().read()
-        conn.request("PUT", "/bucket/records/doomed.json", body=b"{}")
-        response = conn.getresponse()
-        self.assertEqual(response.status, 403)
-        self.assertIn(b"AccessDenied", response.read())
-        conn.request("PUT", "/bucket/records/fine.json", body=b"{}")
-        self.assertEqual(conn.getresponse().status, 200)
-        conn.close()
 
 
 class RuntimeApiTest(unittest.TestCase):
@@ -291,6 +167,10 @@ class RustConsumerOnManagedInstancesTest(unittest.TestCase):
         cls.spec = rust_spec(None)
         if cls.spec.missing:
             raise unittest.SkipTest(cls.spec.missing)
+        try:
+            Proxy.binary()
+        except FileNotFoundError as error:
+            raise unittest.SkipTest(str(error)) from error
 
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="bench-mi-")
