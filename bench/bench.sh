@@ -20,6 +20,10 @@ PYTHON="${BENCH_PYTHON:-python3}"
 
 ensure_venv local
 ensure_venv peers
+# The Node peer's packages (bench/node/install.sh: npm ci when its lockfile
+# changed). Without them the bench skips that peer and says why, unless
+# BENCH_REQUIRE_NODE=1 (CI), which makes a failed install fatal.
+bash "$BENCH_DIR/node/install.sh" || [[ "${BENCH_REQUIRE_NODE:-0}" != 1 ]] || die "the Node peer could not be installed"
 
 # The latency proxy between the functions and the emulator is tools/'s
 # fault-proxy (Rust): built here, quietly and incrementally, in the local

@@ -96,6 +96,25 @@ print(sys.version.split()[0], hashlib.sha256(open(sys.argv[1], "rb").read()).hex
   echo "$want" >"$dir/.uv-sync"
 }
 
+# npm_ci DIR: DIR/node_modules from DIR/package-lock.json (`npm ci`), only
+# when it is missing or the lockfile or the Node version changed: a stamp in
+# node_modules, which `npm ci` deletes first. Unlike ensure_venv it returns 1
+# (after saying why) instead of exiting, so the caller decides whether that
+# is fatal. npm_ci_current DIR: whether the stamp matches.
+npm_ci_stamp() { echo "$(sha256_file "$1/package-lock.json") node $(node --version)"; }
+npm_ci_current() {
+  [[ -f "$1/node_modules/.npm-ci.sha256" && "$(cat "$1/node_modules/.npm-ci.sha256")" == "$(npm_ci_stamp "$1")" ]]
+}
+npm_ci() {
+  local dir="$1"
+  command -v npm >/dev/null || { warn "npm not found"; return 1; }
+  npm_ci_current "$dir" && return 0
+  log "installing ${dir#"$REPO"/}/package-lock.json (npm ci)"
+  (cd "$dir" && with_timeout 900 npm ci --no-audit --no-fund --loglevel=error) >&2 \
+    || { warn "npm ci in ${dir#"$REPO"/} failed"; return 1; }
+  npm_ci_stamp "$dir" >"$dir/node_modules/.npm-ci.sha256"
+}
+
 # Where cargo puts its output (CARGO_TARGET_DIR, .cargo/config, or target/).
 cargo_target_dir() {
   (cd "$REPO" && cargo metadata --format-version 1 --no-deps) \

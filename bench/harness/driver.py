@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import artifacts, emulator, quota, verify
 from .events import EventSet
-from .functions import BENCH_DIR, FunctionProcess, FunctionSpec, lambda_env, python_specs, rust_spec
+from .functions import BENCH_DIR, FunctionProcess, FunctionSpec, lambda_env, node_specs, python_specs, rust_spec
 from .procstat import (
     cpu_clock_seconds,
     cpu_ticks_seconds,
@@ -282,7 +282,7 @@ class Run:
     # ------------------------------------------------------------------
 
     def specs(self) -> list[FunctionSpec]:
-        all_specs = [rust_spec(self.s.rust_bootstrap)] + python_specs(self.s.venv)
+        all_specs = [rust_spec(self.s.rust_bootstrap)] + python_specs(self.s.venv) + node_specs()
         return [sp for sp in all_specs if sp.name in self.s.functions]
 
     def total_steps(self, runnable: int) -> int:

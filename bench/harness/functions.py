@@ -22,7 +22,7 @@ REGION = "us-east-1"
 @dataclass
 class FunctionSpec:
     name: str
-    kind: str  # "rust" | "python"
+    kind: str  # "rust" | "python" | "node"
     argv: list[str]
     cwd: Path
     handler: str
