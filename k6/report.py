@@ -7,8 +7,9 @@ AWS_ENDPOINT_URL, QUEUE_URL, DLQ_URL, TABLE_NAME, BUCKET_NAME, AWS_REGION):
   snapshot            print {"at", "queue", "dlq"} message counts as JSON
   drain --timeout S   wait until the queue holds nothing (visible, in flight
                       or delayed), printing progress; exit 1 on time-out
-  report ...          count what was stored, audit a sample, print the table,
-                      write load-<stamp>.md, .svg and .json
+  report ...          count what was stored, audit a sample, print the tables
+                      (the ramp's steps, the highest rate held beside the
+                      emulator's ceiling), write load-<stamp>.md, .svg and .json
   render JSON...      write the .md and .svg of load-<stamp>.json files again
                       (after a change to the report; no stack needed)
 
@@ -344,9 +345,19 @@ def build(args) -> dict:
     accepted = sum(p["messagesAccepted"] for p in phases.values())
     stored = sum(p["stored"] for p in phases.values())
     dlq = after["dlq"]["total"] - before["dlq"]["total"]
+    ramp = (tp or {}).get("ramp")
+    ceiling = {"messagesPerS": args.ceiling, "seconds": args.ceiling_seconds} if args.ceiling else None
+    held = ramp.get("highestHeld") if ramp else None
     return {
         "runId": args.run_id,
         "stamp": args.stamp,
+        "ramp": ramp,
+        "ceiling": ceiling,
+        "held": {
+            "messagesPerS": held,
+            "ceilingMessagesPerS": ceiling["messagesPerS"] if ceiling else None,
+            "ratio": held / ceiling["messagesPerS"] if held is not None and ceiling else None,
+        },
         "smoke": args.smoke,
         "commit": git_describe(),
         "cpus": os.cpu_count(),
@@ -384,12 +395,7 @@ def table(r: dict) -> list[list[str]]:
     def pct(p, key):
         return " / ".join(fmt_ms(p[key][k]) for k in ("p50", "p95", "p99"))
 
-    row(
-        "target",
-        lambda p: (
-            f"{fmt_num(p['settings'].get('rate'))} req/s x {p['settings'].get('batch')} msg for {p['settings'].get('duration')}"
-        ),
-    )
+    row("target", lambda p: target(p, r.get("ramp")))
     row("requests answered 202 / sent", lambda p: f"{fmt_num(p['requestsAccepted'])} / {fmt_num(p['requests'])}")
     row("requests/s accepted", lambda p: fmt_num(p["requestsAcceptedPerS"], 2))
     row(
@@ -422,6 +428,60 @@ def table(r: dict) -> list[list[str]]:
     return rows
 
 
+def target(p: dict, ramp: dict | None) -> str:
+    st = p["settings"]
+    if st.get("rate") == "ramp" and ramp:
+        rs = ramp["settings"]
+        last = ramp["steps"][-1]["offered"] if ramp["steps"] else rs["start"]
+        return f"ramp {rs['start']:g}-{last:g} msg/s, {len(ramp['steps'])} x {rs['step_s']:g}s, {st.get('batch')} msg/req"
+    return f"{fmt_num(st.get('rate'))} req/s x {st.get('batch')} msg for {st.get('duration')}"
+
+
+def ramp_table(r: dict) -> list[list[str]] | None:
+    """One row per step of the ramp."""
+    ramp = r.get("ramp")
+    if not ramp:
+        return None
+    rows = [["step", "offered msg/s", "accepted msg/s", "POST p50 / p95", "not accepted", "dropped",
+             "backlog start -> end (max)", "backlog trend", "verdict"]]
+    for st in ramp["steps"]:
+        rows.append([
+            str(st["step"]),
+            f"{st['offered']:g} ({st['requestRate']:g} req/s)",
+            f"{st['acceptedPerS']:.1f}",
+            f"{fmt_ms(st['post']['p50'])} / {fmt_ms(st['post']['p95'])}",
+            f"{st['errorPct']:.2f}%",
+            fmt_num(st["dropped"]),
+            f"{st['backlogStart']} -> {st['backlogEnd']} ({st['backlogMax']})",
+            f"{st['backlogGrowthPerS']:+.1f}/s",
+            "held" if st["held"] else "NOT held: " + "; ".join(st["why"]),
+        ])
+    return rows
+
+
+def held_table(r: dict) -> list[list[str]] | None:
+    """The highest rate held, the emulator's ceiling and their ratio."""
+    ramp = r.get("ramp")
+    if not ramp:
+        return None
+    h, c = r["held"], r.get("ceiling")
+    rs = ramp["settings"]
+    return [
+        ["measure", "value"],
+        ["highest rate held (pipeline: producer API -> SQS -> consumer -> S3 + DynamoDB)",
+         f"{h['messagesPerS']:g} msg/s" if h["messagesPerS"] is not None else "none"],
+        ["emulator ceiling for the same calls (SendMessageBatch + PutObject + BatchWriteItem, direct)",
+         (f"{c['messagesPerS']:,.1f} msg/s" + (f" ({c['seconds']:g} s)" if c.get("seconds") else "")) if c
+         else "not measured"],
+        ["held / ceiling", f"{h['ratio']:.2f}" if h["ratio"] is not None else "n/a"],
+        ["ramp stopped", ramp["stop"]],
+        ["ramp time", f"{ramp['elapsedS']:.0f} s"],
+        ["held means", f"POST p95 < {rs['p95_ms']:g} ms, not accepted <= {rs['max_error_pct']:g}%, "
+         f"dropped <= {rs['max_dropped_pct']:g}%, backlog growth <= max({rs['backlog_slack']}, "
+         f"{rs['max_backlog_pct']:g}% of accepted) over the step"],
+    ]
+
+
 def problems(r: dict) -> tuple[list[str], list[str]]:
     """What fails the run, and what is only worth knowing."""
     out, notes = [], []
@@ -436,6 +496,15 @@ def problems(r: dict) -> tuple[list[str], list[str]]:
         out.append(f"{t['dlq']} messages went to the DLQ during the run")
     if t["scanTruncated"]:
         out.append("the table scan hit --max-items; counts are lower bounds")
+    ramp = r.get("ramp")
+    if ramp:
+        if r["held"]["messagesPerS"] is None:
+            out.append(f"no step of the ramp was held: {ramp['stop']}")
+        for st in ramp["steps"]:
+            if st.get("k6Exit") not in (0, 99):
+                out.append(f"ramp step {st['step']}: k6 exited {st.get('k6Exit')}, so the ramp stopped early")
+        if r.get("ceiling") is None:
+            notes.append("the emulator's ceiling was not measured, so there is no ratio")
     for name, p in r["phases"].items():
         for th in p["thresholdsFailed"]:
             out.append(f"{name}: threshold failed: {th}")
@@ -467,44 +536,87 @@ def md_table(rows: list[list[str]]) -> str:
 
 
 def svg(r: dict, history: list[dict], path: Path) -> Path:
-    """Three panels: latency percentiles, message counts, and the last runs."""
-    fig = reportlib.figure(960, 620)
-    grid = fig.add_gridspec(2, 2, height_ratios=[1.15, 1])
+    """Panels: the ramp's steps, held vs ceiling, latency percentiles, message
+    counts, and the last runs on this machine."""
+    ramp = r.get("ramp")
+    fig = reportlib.figure(1100 if ramp else 960, 920 if ramp else 620)
+    grid = fig.add_gridspec(3 if ramp else 2, 2, height_ratios=[1.2, 1.15, 1] if ramp else [1.15, 1])
+    row = 0
+    if ramp:
+        steps = ramp["steps"]
+        ax = fig.add_subplot(grid[0, 0])
+        reportlib.two_lines(
+            ax, "ramp steps by offered msg/s (ringed: not held)",
+            [f"{st['offered']:g}" for st in steps],
+            ("accepted msg/s", "#54A24B", [st["acceptedPerS"] for st in steps]),
+            ("POST p95 ms", "#4C78A8", [st["post"]["p95"] or 0 for st in steps]),
+        )
+        for i, st in enumerate(steps):
+            if not st["held"]:
+                ax.plot([i], [st["acceptedPerS"]], marker="o", markersize=11, fillstyle="none", color="#E45756")
+        if r.get("ceiling"):
+            c = r["ceiling"]["messagesPerS"]
+            ax.axhline(c, color="#888", linestyle="--", linewidth=1)
+            ax.text(0, c, f" emulator ceiling {c:,.0f} msg/s", va="bottom", fontsize=7, color="#555")
+            ax.set_ylim(top=max(ax.get_ylim()[1], c * 1.15))
+        backlog_ax = fig.add_subplot(grid[0, 1])
+        for st in steps:
+            xs = [t for t, _ in st["backlogSamples"]]
+            ys = [d for _, d in st["backlogSamples"]]
+            backlog_ax.plot(xs, ys, linewidth=1.5, linestyle="-" if st["held"] else "--",
+                            label=f"{st['offered']:g} msg/s{'' if st['held'] else ' (not held)'}")
+        backlog_ax.set_title("queue backlog in each step (messages)", loc="left", fontweight="bold", fontsize=9)
+        backlog_ax.set_xlabel("seconds into the step", fontsize=8)
+        backlog_ax.grid(axis="y", color="#eee")
+        backlog_ax.legend(fontsize=7, frameon=False, ncol=2)
+        h, c = r["held"], r.get("ceiling")
+        reportlib.hbars(
+            fig.add_subplot(grid[1, 0]),
+            "held vs emulator ceiling, msg/s" + (f" (ratio {h['ratio']:.2f})" if h["ratio"] is not None else ""),
+            ["held (pipeline)", "ceiling (direct calls)"],
+            [h["messagesPerS"], c["messagesPerS"] if c else None],
+            ["#54A24B", "#888888"],
+        )
+        row = 1
     tp = r["phases"].get("throughput", {})
     e2e = r["phases"].get("e2e", {})
 
     series = []
     if tp:
-        series.append(("producer POST", "#4C78A8", tp["post"]))
+        series.append(("POST" + (" (highest held step)" if ramp else ""), "#4C78A8", tp["post"]))
     if e2e:
-        series.append(("end to end (storedAt)", "#F58518", e2e["e2e"]))
-        series.append(("end to end (polled)", "#E45756", e2e["observed"]))
+        series.append(("e2e (storedAt)", "#F58518", e2e["e2e"]))
+        series.append(("e2e (polled)", "#E45756", e2e["observed"]))
     reportlib.grouped_bars(
-        fig.add_subplot(grid[0, 0]), "latency (ms)", ["p50", "p95", "p99"],
+        fig.add_subplot(grid[row, 1] if ramp else grid[0, 0]), "latency (ms)", ["p50", "p95", "p99"],
         [(n, c, [v.get(g) or 0 for g in ("p50", "p95", "p99")]) for n, c, v in series],
     )
 
     t = r["totals"]
     reportlib.grouped_bars(
-        fig.add_subplot(grid[0, 1]), "messages", ["sent", "accepted", "stored", "DLQ", "missing"],
+        fig.add_subplot(grid[row + 1, 0] if ramp else grid[0, 1]), "messages",
+        ["sent", "accepted", "stored", "DLQ", "missing"],
         [("this run", "#54A24B", [t["sent"], t["accepted"], t["stored"], max(t["dlq"], 0), max(t["missing"], 0)])],
     )
 
-    # History of this machine's runs (k6/results/load-*.json).
+    # History of this machine's runs (k6/results/load-*.json): the highest
+    # rate held where the run ramped, the fixed rate's stored msg/s before.
     runs = history[-20:]
     reportlib.two_lines(
-        fig.add_subplot(grid[1, :]),
-        f"last {len(runs)} {'smoke ' if r['smoke'] else ''}run(s) on this machine (k6/results/load-*.json)",
+        fig.add_subplot(grid[row + 1, 1] if ramp else grid[1, :]),
+        f"last {len(runs)} {'smoke ' if r['smoke'] else ''}run(s) here (results/load-*.json)",
         [h["stamp"][4:13] for h in runs],
-        ("messages/s stored (throughput phase)", "#54A24B",
-         [(h["phases"].get("throughput", {}).get("storedPerS") or 0) for h in runs]),
+        ("msg/s held (older: stored)", "#54A24B",
+         [((h.get("ramp") or {}).get("highestHeld")
+           or h["phases"].get("throughput", {}).get("storedPerS") or 0) for h in runs]),
         ("producer p95 ms", "#4C78A8",
          [(h["phases"].get("throughput", {}).get("post", {}).get("p95") or 0) for h in runs]),
     )
     fig.suptitle(f"k6 load run {r['runId']}", x=0.02, ha="left", fontweight="bold", fontsize=12)
-    fig.text(0.02, 0.925, f"{r['stamp']} · commit {r['commit']} · {r['cpus']} CPUs{' · SMOKE' if r['smoke'] else ''}",
+    fig.text(0.02, 0.95 if ramp else 0.925,
+             f"{r['stamp']} · commit {r['commit']} · {r['cpus']} CPUs{' · SMOKE' if r['smoke'] else ''}",
              color="#555")
-    fig.tight_layout(rect=(0, 0, 1, 0.92), h_pad=2.5, w_pad=4)
+    fig.tight_layout(rect=(0, 0, 1, 0.94 if ramp else 0.92), h_pad=2.5, w_pad=6)
     return reportlib.save_svg(fig, path)
 
 
@@ -530,6 +642,18 @@ def write(r: dict, out_dir: Path) -> tuple[list[list[str]], list[str], list[str]
         "DLQ's approximate message count. End-to-end latency = the record's storedAt "
         'minus the body\'s sentAt; "as seen by polling" adds the wait for the next GET.'
     )
+    held, steps = held_table(r), ramp_table(r)
+    ramp_md = []
+    if held:
+        ramp_md = ["## Highest rate held", "", reportlib.md_table(held, escape_pipes=True), "",
+                   "## Ramp steps", "", reportlib.md_table(steps, escape_pipes=True), "",
+                   "## Totals", ""]
+        settings_note = (
+            "The throughput column sums the ramp's steps; its latency is that of the highest held step. "
+            + settings_note
+        )
+    summaries = (f"`throughput-ramp-{r['runId']}.json` (steps: `throughput-step<N>-{r['runId']}.json`)"
+                 if r.get("ramp") else f"`throughput-{r['runId']}.json`")
     md = (
         [
             f"# k6 load run {r['runId']}",
@@ -537,8 +661,11 @@ def write(r: dict, out_dir: Path) -> tuple[list[list[str]], list[str], list[str]
             f"- when: {r['stamp']} (UTC){' — smoke run' if r['smoke'] else ''}",
             f"- commit: {r['commit']}, CPUs: {r['cpus']}",
             f"- producer: {r['producerUrl']}",
-            f"- k6 summaries: `throughput-{r['runId']}.json`, `e2e-{r['runId']}.json`",
+            f"- k6 summaries: {summaries}, `e2e-{r['runId']}.json`",
             "",
+        ]
+        + ramp_md
+        + [
             md_table(rows),
             "",
             settings_note,
@@ -571,6 +698,8 @@ def main() -> int:
     rp.add_argument("--before", help="snapshot JSON taken before the run")
     rp.add_argument("--not-drained", action="store_true")
     rp.add_argument("--smoke", action="store_true")
+    rp.add_argument("--ceiling", type=float, help="the emulator's ceiling, msg/s (tools ceiling)")
+    rp.add_argument("--ceiling-seconds", type=float, default=None, help="how long the ceiling was measured")
     rp.add_argument("--audit", type=int, default=200, help="most stored bodies read back per phase")
     rp.add_argument("--max-items", type=int, default=500_000)
     rp.add_argument("--out-dir", default=str(HERE / "results"))
@@ -599,6 +728,11 @@ def main() -> int:
     print()
     print(text_table(rows))
     print()
+    if ramp_table(r):
+        print(text_table(ramp_table(r)))
+        print()
+        print(text_table(held_table(r)))
+        print()
     for i in issues:
         print(f"  ! {i}")
     for n in notes:
