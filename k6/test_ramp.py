@@ -1,7 +1,7 @@
 """Unit tests of the ramp's judgement and stop rule (k6/ramp.py), with
 hand-made k6 summaries and queue samples: no k6, no stack.
 
-    python3 -m unittest k6/test_ramp.py      (tests/run.sh runs it)
+    python3 k6/test_ramp.py      (tests/run.sh runs it)
 """
 
 from __future__ import annotations

@@ -76,7 +76,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "load smoke: k6 throughput and e2e against a stack of its own"
+step "load smoke: the ramp's unit tests, then a 3-step k6 ramp, e2e and the emulator's ceiling against a stack of its own"
+.venv/bin/python k6/test_ramp.py -q
 STACK_NAME=test-load k6/load.sh --smoke
 
 step "soak smoke: poison messages and failing backend calls, then the audit"
