@@ -29,7 +29,7 @@ from harness.driver import Profile, Run, Settings  # noqa: E402
 MODES = {
     "full": dict(profiles="0,20,20:stub", sizes=[10, 100], reps=20, warmup=3, cold_starts=5, max_minutes=45,
                  sweep_memory=[128, 256, 512, 1024, 1769, 3008], sweep_sizes=[10, 100], sweep_cold_starts=3,
-                 sweep_warmup=1, sweep_min_reps=5, sweep_max_reps=20, sweep_cell_seconds=8.0,
+                 sweep_warmup=1, sweep_min_reps=5, sweep_max_reps=20, sweep_cell_seconds=20.0,
                  instructions="all", instructions_batch=100, instructions_invocations=1),
     "quick": dict(profiles="0", sizes=[10, 100], reps=5, warmup=1, cold_starts=2, max_minutes=15,
                   sweep_memory=[128, 512, 1769], sweep_sizes=[10, 100], sweep_cold_starts=1,
@@ -41,7 +41,7 @@ MODES = {
                   instructions="rust", instructions_batch=20, instructions_invocations=1),
 }
 
-ALL_FUNCTIONS = ["rust", "python-plain", "python-powertools", "node-powertools"]
+ALL_FUNCTIONS = ["rust", "python-plain", "python-powertools"]
 
 
 def _profiles(text: str) -> list[Profile]:
@@ -118,7 +118,7 @@ def main(argv=None) -> int:
                    help="the sweep's latency setting (default 20:stub)")
     p.add_argument("--cell-seconds", type=float, default=None,
                    help="time budget per sweep cell (function x memory x batch size) after its minimum reps "
-                        "(default 8; quick 2)")
+                        "(default 20; quick 2)")
     p.add_argument("--min-reps", type=int, default=None, help="sweep: timed invocations per cell at least (default 5)")
     p.add_argument("--max-reps", type=int, default=None, help="sweep: timed invocations per cell at most (default 20)")
     p.add_argument("--instructions", default=None,
