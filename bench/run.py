@@ -41,7 +41,7 @@ MODES = {
                   instructions="rust", instructions_batch=20, instructions_invocations=1),
 }
 
-ALL_FUNCTIONS = ["rust", "python-plain", "python-powertools"]
+ALL_FUNCTIONS = ["rust", "python-plain", "python-powertools", "node-powertools"]
 
 
 def _profiles(text: str) -> list[Profile]:
