@@ -44,7 +44,7 @@ package: ## x86_64 Lambda zips for provided.al2023 (cargo zigbuild, glibc 2.34);
 deploy: ## Build for arm64 with cargo lambda and sam deploy to your AWS account (ARCH, PARAMETERS)
 	infra/deploy-aws.sh
 
-load: ## k6 throughput and end-to-end latency against the local stack; prints the table
+load: ## k6 ramp until the pipeline falls behind: highest rate held vs the emulator's ceiling, e2e latency, audit (<4 min)
 	k6/load.sh
 
 soak: ## Steady load with 1% poison and 1% failing backend calls, then the audit (DURATION=3m)
