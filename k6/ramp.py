@@ -220,6 +220,7 @@ def ramp(s: Settings, run_step: Callable[[int, float, int], dict], clock=time.mo
     rate, seq_offset)` runs step n and returns judge()'s dict, plus
     "summary" (the k6 summary) and "startedAt"/"endedAt" (epoch ms)."""
     steps: list[dict] = []
+    load_before = os.getloadavg()[0]
     began = clock()
     stop = "RAMP_MAX reached with every step held: the ceiling is higher; raise RAMP_MAX"
     for n, rate in enumerate(s.rates(), start=1):
@@ -243,6 +244,9 @@ def ramp(s: Settings, run_step: Callable[[int, float, int], dict], clock=time.mo
         "highestHeldStep": best["step"] if best else None,
         "stop": stop,
         "elapsedS": clock() - began,
+        # The 1-minute load average before and after: on 2 shared cores, other
+        # work (a build) lowers what the ramp can hold.
+        "loadAvg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
 

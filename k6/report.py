@@ -476,6 +476,8 @@ def held_table(r: dict) -> list[list[str]] | None:
         ["held / ceiling", f"{h['ratio']:.2f}" if h["ratio"] is not None else "n/a"],
         ["ramp stopped", ramp["stop"]],
         ["ramp time", f"{ramp['elapsedS']:.0f} s"],
+        ["machine load (1-min average) before / after the ramp",
+         " / ".join(f"{v:.2f}" for v in ramp["loadAvg"]) + f" on {r['cpus']} CPUs" if ramp.get("loadAvg") else "n/a"],
         ["held means", f"POST p95 < {rs['p95_ms']:g} ms, not accepted <= {rs['max_error_pct']:g}%, "
          f"dropped <= {rs['max_dropped_pct']:g}%, backlog growth <= max({rs['backlog_slack']}, "
          f"{rs['max_backlog_pct']:g}% of accepted) over the step"],
