@@ -336,6 +336,33 @@ def cheapest(per_memory: dict[int, dict]) -> int | None:
     return min(per_memory, key=lambda mem: (per_memory[mem]["usd"], mem))
 
 
+def cheapest_summary(costs: dict) -> list[str]:
+    """One row per function: its cheapest memory size and cost per batch size, and the ratio to Rust's."""
+    sizes = sorted(costs)
+    fns = names({n for per_fn in costs.values() for n in per_fn})
+    if not fns:
+        return []
+    head = ["function"]
+    for size in sizes:
+        head += [f"b{size}: cheapest at (MB)", f"b{size}: $ per 1M msgs", f"b{size}: ÷ rust"]
+    rows = [head]
+    for name in fns:
+        row = [name]
+        for size in sizes:
+            per_fn = costs[size]
+            mem = cheapest(per_fn.get(name) or {})
+            rust_mem = cheapest(per_fn.get("rust") or {})
+            if mem is None:
+                row += ["n/a", "n/a", "n/a"]
+                continue
+            usd = per_fn[name][mem]["usd"]
+            base = per_fn["rust"][rust_mem]["usd"] if rust_mem is not None else None
+            row += [str(mem), fmt_usd(usd), fmt_ratio(ratio(usd, base))]
+        rows.append(row)
+    return ["**At each runtime's cheapest memory size** (Lambda duration + requests; the tables below have "
+            "every size):", "", md_table(rows, "l" + "r" * (len(head) - 1)), ""]
+
+
 def fmt_usd(value) -> str:
     if value is None:
         return "n/a"
@@ -366,6 +393,7 @@ def cost_section(results: dict, prices: dict) -> list[str]:
         f"{sweep.get('cell_seconds'):g} s, at most {sweep.get('max_reps')} (n below).")
     lines.append("")
     costs = sweep_costs(results, prices)
+    lines += cheapest_summary(costs)
     for size in sorted(costs):
         per_fn = costs[size]
         lines.append(f"### Batches of {size}")

@@ -467,6 +467,7 @@ class CostReportTest(unittest.TestCase):
         expected = costs[10]["python-plain"][1024]["usd"] / costs[10]["rust"][128]["usd"]
         self.assertIn(f"costs **{expected:.1f}x** what rust costs at its cheapest (128 MB", text)
         self.assertIn("Not included", text)
+        self.assertRegex(text, rf"\| python-plain \| 1024 \| \$[0-9.]+ \| {expected:.1f}x \|")
         self.assertIn("Cold starts under the same quota", text)
         self.assertIn("11.0 (n=2)", text)  # median init at 128 MB
         self.assertIn("n/a (valgrind not found)", text)
