@@ -507,6 +507,8 @@ def problems(r: dict) -> tuple[list[str], list[str]]:
                 out.append(f"ramp step {st['step']}: k6 exited {st.get('k6Exit')}, so the ramp stopped early")
         if r.get("ceiling") is None:
             notes.append("the emulator's ceiling was not measured, so there is no ratio")
+        if ramp["steps"] and all(st["held"] for st in ramp["steps"]):
+            notes.append(f"every step was held, so {r['held']['messagesPerS']:g} msg/s is a lower bound: {ramp['stop']}")
     for name, p in r["phases"].items():
         for th in p["thresholdsFailed"]:
             out.append(f"{name}: threshold failed: {th}")
