@@ -244,9 +244,11 @@ def measure(spec: FunctionSpec, batch: int = 100, invocations: int = 3, warmup: 
             proxy = Proxy(UNUSED_UPSTREAM_PORT, Profile(0.0, "stub"), work / "proxy.log", None)
         prefix = [
             "valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/callgrind.out.%p",
-            # A JIT (Node's V8) writes code into anonymous memory: callgrind's
-            # x86 default (all-non-file) already re-translates that.
-            "--trace-children=no", "--quiet",
+            # Through exec: the Node peer's bootstrap is a script that execs
+            # node in the same process. A JIT (Node's V8) writes code into
+            # anonymous memory: callgrind's x86 default (all-non-file) already
+            # re-translates that.
+            "--trace-children=yes", "--quiet",
         ]
         measured = dataclasses.replace(spec, argv=prefix + list(spec.argv))
         app_env = _app_env(proxy.url, max_concurrency)
