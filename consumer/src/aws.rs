@@ -13,17 +13,41 @@ pub fn pipeline_from(
     sdk: &aws_config::SdkConfig,
     config: Config,
 ) -> Pipeline<S3Objects, DynamoRecords> {
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(config.s3_force_path_style)
-            .build(),
-    );
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let s3 = aws_sdk_s3::Client::from_conf(s3_config(sdk, config.s3_force_path_style));
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb_config(sdk));
     Pipeline {
         objects: S3Objects::new(s3, config.bucket.clone()),
         records: DynamoRecords::new(dynamodb, config.table.clone()),
         config,
     }
+}
+
+/// The S3 client's settings. Each one measured (instructions per message,
+/// bench/results/2026-12-01-cpu-per-message.md) and safe against AWS:
+/// - checksums only where an operation requires one: PutObject does not
+///   (no Object Lock here), TLS guards the bytes in transit and S3 adds
+///   its own checksum at rest;
+/// - no stalled-stream protection: every attempt has a time limit
+///   (`CallTimeouts`), which bounds a stalled body as well.
+pub fn s3_config(sdk: &aws_config::SdkConfig, force_path_style: bool) -> aws_sdk_s3::Config {
+    use aws_sdk_s3::config::{
+        RequestChecksumCalculation, ResponseChecksumValidation, StalledStreamProtectionConfig,
+    };
+    aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(force_path_style)
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+        .build()
+}
+
+/// The DynamoDB client's settings: no stalled-stream protection, as for S3.
+pub fn dynamodb_config(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Config {
+    aws_sdk_dynamodb::config::Builder::from(sdk)
+        .stalled_stream_protection(
+            aws_sdk_dynamodb::config::StalledStreamProtectionConfig::disabled(),
+        )
+        .build()
 }
 
 /// [`ObjectStore`] on S3.
@@ -51,6 +75,10 @@ impl ObjectStore for S3Objects {
             .key(key)
             .content_type("application/json")
             .body(ByteStream::from(body))
+            // UNSIGNED-PAYLOAD: S3 takes it over HTTPS, where TLS already
+            // guards the body; the headers are still signed.
+            .customize()
+            .disable_payload_signing()
             .send()
             .await
             .map_err(|e| Error::PutObject(e.into()))?;
@@ -128,6 +156,31 @@ mod tests {
             body_bytes: 2,
             stored_at: "2026-01-01T00:00:01.000Z".to_owned(),
         }
+    }
+
+    #[test]
+    fn clients_skip_optional_checksums_and_stall_checks() {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let s3 = s3_config(&sdk, true);
+        assert_eq!(
+            s3.request_checksum_calculation(),
+            Some(&aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        );
+        assert_eq!(
+            s3.response_checksum_validation(),
+            Some(&aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
+        );
+        assert_eq!(
+            s3.stalled_stream_protection().map(|c| c.is_enabled()),
+            Some(false)
+        );
+        let dynamodb = dynamodb_config(&sdk);
+        assert_eq!(
+            dynamodb.stalled_stream_protection().map(|c| c.is_enabled()),
+            Some(false)
+        );
     }
 
     #[tokio::test]
