@@ -182,7 +182,11 @@ class RuntimeApi:
                 return True
             if time.monotonic() > deadline or not alive():
                 break
-            next(inv for inv in invs if not inv.done.is_set()).done.wait(POLL_SLICE_S)
+            # One may end between the check above and this line: then there
+            # is nobody left to wait for in this pass.
+            pending = next((inv for inv in invs if not inv.done.is_set()), None)
+            if pending is not None:
+                pending.done.wait(POLL_SLICE_S)
         outcome = "timeout" if alive() else "crashed"
         with self._lock:
             unanswered = {inv.request_id for inv in invs if not inv.done.is_set()}

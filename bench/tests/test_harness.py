@@ -482,7 +482,7 @@ class CostReportTest(unittest.TestCase):
             "rust": {"instructions_per_message": 300_000.0},
             "python-plain": {"reason": "callgrind_control --dump failed"}}}
         text = report.markdown(results, "chart.svg")
-        self.assertRegex(text, r"instructions/message < 330,345 .*\| 300,000 \| \*\*met\*\*")
+        self.assertRegex(text, r"instructions/message < 332,388 .*\| 300,000 \| \*\*met\*\*")
         self.assertIn("n/a (callgrind_control --dump failed)", text)
         results["instructions"]["functions"]["rust"]["instructions_per_message"] = 400_000.0
         self.assertRegex(report.markdown(results, "chart.svg"), r"\| 400,000 \| \*\*missed\*\*")
