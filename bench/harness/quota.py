@@ -24,6 +24,7 @@ import atexit
 import math
 import os
 import signal
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,6 +165,25 @@ class Group:
         except OSError:
             self.remove()
             raise
+        self._prime()
+
+    def _prime(self) -> None:
+        """Move a throwaway process through the new group once.
+
+        The first process to join a fresh group pays the kernel's set-up of
+        it (15-30 ms measured on cgroup v1 here, against under 1 ms for the
+        next ones). A function's init is timed from its spawn, so without
+        this that set-up would be counted as the function's; on Lambda the
+        sandbox exists before init starts.
+        """
+        fd = self.join_fd()
+        try:
+            subprocess.run(["true"], preexec_fn=lambda: os.write(fd, b"0"), check=False,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError:
+            pass  # no `true` on PATH: init then includes the set-up; nothing else changes
+        finally:
+            os.close(fd)
 
     def settings(self) -> dict:
         """What the kernel holds for this group (read back, not what was asked)."""
