@@ -188,22 +188,35 @@ class Proxy:
 
 
 def _invoke(fp: FunctionProcess, raw: bytes, timeout_s: float = INVOKE_TIMEOUT_S):
-    """One invocation, answered (or timed out): RuntimeApi.invoke without its race.
-
-    RuntimeApi.wait checks that every invocation is done, then takes the first
-    one that is not with next(): when the answer lands between the two, that
-    next() raises StopIteration although the invocation ended well (it failed
-    a full run once in about 2,000 invocations). Then the invocation is done.
-    """
+    """One invocation, answered (or timed out, or the process died)."""
     inv = fp.api.submit(raw, timeout_s)
-    for _ in range(3):
-        try:
-            fp.api.wait([inv], timeout_s, alive=fp.alive)
-            break
-        except StopIteration:
-            if inv.done.is_set():
-                break
+    fp.api.wait([inv], timeout_s, alive=fp.alive)
     return inv
+
+
+def _invoke_clean(fp: FunctionProcess, event: dict, raw: bytes, what: str):
+    """One invocation that must answer with no problem and no failed message
+    (a cold start's first batch, a warm-up); anything else ends the cell."""
+    inv = _invoke(fp, raw)
+    failed, problems = verify.check_response(event, inv)
+    if problems or failed:
+        raise RuntimeError(f"{what}: {problems or sorted(failed)}\n{fp.log_tail()}")
+    return inv
+
+
+def _timed_invocation(fp: FunctionProcess, event: dict, raw: bytes):
+    """One timed invocation: (inv, failed ids, problems, the function's CPU ms
+    over it or None). A timeout or a crash ends the cell; the function is
+    back at `next` when this returns."""
+    c0 = cpu_clock_seconds(fp.pid)
+    inv = _invoke(fp, raw)
+    failed, problems = verify.check_response(event, inv)
+    if inv.outcome in ("timeout", "crashed") or inv.duration_ms is None:
+        raise RuntimeError(f"invocation {inv.outcome}\n{fp.log_tail()}")
+    fp.api.wait_idle(IDLE_TIMEOUT_S)
+    c1 = cpu_clock_seconds(fp.pid)
+    cpu_ms = round((c1 - c0) * 1000.0, 4) if c0 is not None and c1 is not None else None
+    return inv, failed, problems, cpu_ms
 
 
 def _diff_counts(after: dict, before: dict) -> dict:
@@ -459,10 +472,7 @@ class Run:
                 rec["init_ms"].append(round(init_ms, 3))
                 progress.step(f"{tag} cold start {c + 1}/{cold_n}: init {init_ms:.1f} ms")
                 event, raw = self.events.get("cold", small, c)
-                inv = _invoke(fp, raw)
-                failed, problems = verify.check_response(event, inv)
-                if problems or failed:
-                    raise RuntimeError(f"first invocation: {problems or sorted(failed)}\n{fp.log_tail()}")
+                inv = _invoke_clean(fp, event, raw, "first invocation")
                 if first_profile:
                     rec["cold_invoke_ms"].append(round(inv.duration_ms, 3))
                 progress.step(f"{tag} first invocation ({small} msgs): {inv.duration_ms:.1f} ms")
@@ -479,10 +489,7 @@ class Run:
         rec["delays"][dkey] = {}
         for w in range(s.warmup):
             event, raw = self.events.get("warmup", s.sizes[0], w)
-            inv = _invoke(fp, raw)
-            failed, problems = verify.check_response(event, inv)
-            if problems or failed:
-                raise RuntimeError(f"warm-up invocation: {problems or sorted(failed)}\n{fp.log_tail()}")
+            inv = _invoke_clean(fp, event, raw, "warm-up invocation")
             progress.step(f"{tag} warm-up {w + 1}/{s.warmup}: {inv.duration_ms:.1f} ms")
 
         last_batches = {}
@@ -499,15 +506,9 @@ class Run:
                 if self.out_of_time():
                     break
                 event, raw = self.events.get("warm", size, r)
-                c0 = cpu_clock_seconds(fp.pid)
-                inv = _invoke(fp, raw)
-                failed, problems = verify.check_response(event, inv)
-                if inv.outcome in ("timeout", "crashed") or inv.duration_ms is None:
-                    raise RuntimeError(f"invocation {inv.outcome}\n{fp.log_tail()}")
-                fp.api.wait_idle(IDLE_TIMEOUT_S)
-                c1 = cpu_clock_seconds(fp.pid)
-                if c0 is not None and c1 is not None:
-                    cpu_each.append(round((c1 - c0) * 1000.0, 4))
+                inv, failed, problems, cpu_ms = _timed_invocation(fp, event, raw)
+                if cpu_ms is not None:
+                    cpu_each.append(cpu_ms)
                 durations.append(round(inv.duration_ms, 3))
                 failures += len(failed)
                 problems_all += problems
@@ -669,19 +670,13 @@ class Run:
                 out["init_ms"].append(round(init_ms, 3))
                 progress.step(f"{tag} cold start {c + 1}/{s.sweep_cold_starts}: init {init_ms:.1f} ms")
                 event, raw = self.events.get("cold", s.sweep_sizes[0], c)
-                inv = _invoke(fp, raw)
-                failed, problems = verify.check_response(event, inv)
-                if problems or failed:
-                    raise RuntimeError(f"first invocation: {problems or sorted(failed)}\n{fp.log_tail()}")
+                inv = _invoke_clean(fp, event, raw, "first invocation")
                 out["cold_invoke_ms"].append(round(inv.duration_ms, 3))
                 progress.step(f"{tag} first invocation: {inv.duration_ms:.1f} ms")
             for size in s.sweep_sizes:
                 for w in range(s.sweep_warmup):
                     event, raw = self.events.get("warmup", size, w)
-                    inv = _invoke(fp, raw)
-                    failed, problems = verify.check_response(event, inv)
-                    if problems or failed:
-                        raise RuntimeError(f"warm-up invocation: {problems or sorted(failed)}\n{fp.log_tail()}")
+                    inv = _invoke_clean(fp, event, raw, "warm-up invocation")
                     progress.step(f"{tag} warm-up b{size}: {inv.duration_ms:.1f} ms")
                 out["sizes"][str(size)] = self._sweep_size(sp, fp, group, size, tag, progress)
         finally:
@@ -703,17 +698,11 @@ class Run:
             if self.out_of_time() and r >= 1:
                 break
             event, raw = self.events.get("warm", size, r)
-            c0 = cpu_clock_seconds(fp.pid)
-            inv = _invoke(fp, raw)
-            failed, problems = verify.check_response(event, inv)
-            if inv.outcome in ("timeout", "crashed") or inv.duration_ms is None:
-                raise RuntimeError(f"invocation {inv.outcome}\n{fp.log_tail()}")
+            inv, failed, problems, cpu_ms = _timed_invocation(fp, event, raw)
             if problems:
                 raise RuntimeError(f"invocation: {problems}\n{fp.log_tail()}")
-            fp.api.wait_idle(IDLE_TIMEOUT_S)
-            c1 = cpu_clock_seconds(fp.pid)
-            if c0 is not None and c1 is not None:
-                cpu_each.append(round((c1 - c0) * 1000.0, 4))
+            if cpu_ms is not None:
+                cpu_each.append(cpu_ms)
             durations.append(round(inv.duration_ms, 3))
             failures += len(failed)
             r += 1
