@@ -257,32 +257,10 @@ impl Stack {
     /// Sends raw messages straight to the queue in batches of 10; returns
     /// their message ids in order. Fails if SQS rejects any entry.
     pub async fn send_raw_batch(&self, bodies: &[String]) -> Result<Vec<String>> {
-        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+        let queue_url = self.output("QUEUE_URL")?;
         let mut ids = Vec::with_capacity(bodies.len());
         for chunk in bodies.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, body)| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(body)
-                        .build()
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let out = self
-                .sqs
-                .send_message_batch()
-                .queue_url(self.output("QUEUE_URL")?)
-                .set_entries(Some(entries))
-                .send()
-                .await?;
-            if !out.failed.is_empty() {
-                bail!("SendMessageBatch failed entries: {:?}", out.failed);
-            }
-            let mut ok = out.successful;
-            ok.sort_by_key(|e| e.id.parse::<usize>().unwrap_or(usize::MAX));
-            ids.extend(ok.into_iter().map(|e| e.message_id));
+            ids.extend(send_message_batch(&self.sqs, queue_url, chunk).await?);
         }
         Ok(ids)
     }
@@ -554,4 +532,37 @@ pub fn reported_failures(response: &serde_json::Value) -> Result<Vec<String>> {
 /// Reads a record item back.
 pub fn record_from(item: &HashMap<String, AttributeValue>) -> Result<StoredRecord> {
     pipeline_aws::from_item(item).map_err(anyhow::Error::msg)
+}
+
+/// One SendMessageBatch of up to 10 `bodies` to `queue_url`; returns their
+/// message ids in the order given. Fails if SQS rejects any entry.
+pub async fn send_message_batch(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    bodies: &[String],
+) -> Result<Vec<String>> {
+    use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+    let entries = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(body)
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let out = sqs
+        .send_message_batch()
+        .queue_url(queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .context("SendMessageBatch")?;
+    if !out.failed.is_empty() {
+        bail!("SendMessageBatch failed entries: {:?}", out.failed);
+    }
+    let mut ok = out.successful;
+    ok.sort_by_key(|e| e.id.parse::<usize>().unwrap_or(usize::MAX));
+    Ok(ok.into_iter().map(|e| e.message_id).collect())
 }

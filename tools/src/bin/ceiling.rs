@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use futures::stream::{self, StreamExt};
 
 /// SendMessageBatch takes at most 10 entries, BatchWriteItem 25 requests.
@@ -141,29 +140,13 @@ async fn drive(t: &Target<'_>, run: &str, length: Duration, concurrency: usize) 
         round += 1;
         let t0 = Instant::now();
         let sends = ids.chunks(SQS_BATCH).map(|chunk| async move {
-            let entries = chunk
+            let bodies: Vec<String> = chunk
                 .iter()
-                .enumerate()
-                .map(|(i, id)| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(format!(r#"{{"id":"{id}","n":1}}"#))
-                        .build()
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let out = t
-                .stack
-                .sqs
-                .send_message_batch()
-                .queue_url(&t.queue_url)
-                .set_entries(Some(entries))
-                .send()
+                .map(|id| format!(r#"{{"id":"{id}","n":1}}"#))
+                .collect();
+            tools::send_message_batch(&t.stack.sqs, &t.queue_url, &bodies)
                 .await
-                .context("SendMessageBatch")?;
-            if !out.failed.is_empty() {
-                bail!("SendMessageBatch failed entries: {:?}", out.failed);
-            }
-            Ok(())
+                .map(drop)
         });
         let puts = ids.iter().map(|id| async move {
             t.stack
