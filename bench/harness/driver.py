@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import artifacts, emulator, quota, verify
 from .events import EventSet
-from .functions import BENCH_DIR, FunctionProcess, FunctionSpec, lambda_env, node_specs, python_specs, rust_spec
+from .functions import BENCH_DIR, FunctionProcess, FunctionSpec, all_specs, lambda_env
 from .procstat import (
     cpu_clock_seconds,
     cpu_ticks_seconds,
@@ -314,8 +314,7 @@ class Run:
     # ------------------------------------------------------------------
 
     def specs(self) -> list[FunctionSpec]:
-        all_specs = [rust_spec(self.s.rust_bootstrap)] + python_specs(self.s.venv) + node_specs()
-        return [sp for sp in all_specs if sp.name in self.s.functions]
+        return [sp for sp in all_specs(self.s.rust_bootstrap, self.s.venv) if sp.name in self.s.functions]
 
     def total_steps(self, runnable: int) -> int:
         per_delay = self.s.warmup + len(self.s.sizes) * self.s.reps + 2  # + verify + conformance

@@ -260,3 +260,8 @@ class FunctionProcess:
         except OSError:
             return ""
         return "\n".join(lines[-n:])
+
+
+def all_specs(rust_bootstrap: str | None, venv: Path) -> list[FunctionSpec]:
+    """Every function the bench knows, in report order."""
+    return [rust_spec(rust_bootstrap)] + python_specs(venv) + node_specs()

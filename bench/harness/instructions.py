@@ -179,17 +179,8 @@ def _wait_part(out_dir: Path, pid: int, part: int) -> Path:
 
 
 def specs(rust_bootstrap: str | None = None, venv: Path | None = None) -> list[FunctionSpec]:
-    """Every function the bench knows: the Rust consumer, the Python peers,
-    and the Node peer once functions.py has one (`node_specs(...)`)."""
-    venv = venv or BENCH_DIR / "python" / ".venv"
-    out = [functions.rust_spec(rust_bootstrap)] + functions.python_specs(venv)
-    node_specs = getattr(functions, "node_specs", None)
-    if callable(node_specs):
-        try:
-            out += node_specs()
-        except TypeError:
-            out += node_specs(BENCH_DIR / "node")
-    return out
+    """Every function the bench knows (functions.all_specs)."""
+    return functions.all_specs(rust_bootstrap, venv or BENCH_DIR / "python" / ".venv")
 
 
 def _app_env(proxy_url: str, max_concurrency: int) -> dict[str, str]:
