@@ -194,10 +194,11 @@ def _invoke(fp: FunctionProcess, raw: bytes, timeout_s: float = INVOKE_TIMEOUT_S
     return inv
 
 
-def _invoke_clean(fp: FunctionProcess, event: dict, raw: bytes, what: str):
+def invoke_clean(fp: FunctionProcess, event: dict, raw: bytes, what: str,
+                  timeout_s: float = INVOKE_TIMEOUT_S):
     """One invocation that must answer with no problem and no failed message
     (a cold start's first batch, a warm-up); anything else ends the cell."""
-    inv = _invoke(fp, raw)
+    inv = _invoke(fp, raw, timeout_s)
     failed, problems = verify.check_response(event, inv)
     if problems or failed:
         raise RuntimeError(f"{what}: {problems or sorted(failed)}\n{fp.log_tail()}")
@@ -471,7 +472,7 @@ class Run:
                 rec["init_ms"].append(round(init_ms, 3))
                 progress.step(f"{tag} cold start {c + 1}/{cold_n}: init {init_ms:.1f} ms")
                 event, raw = self.events.get("cold", small, c)
-                inv = _invoke_clean(fp, event, raw, "first invocation")
+                inv = invoke_clean(fp, event, raw, "first invocation")
                 if first_profile:
                     rec["cold_invoke_ms"].append(round(inv.duration_ms, 3))
                 progress.step(f"{tag} first invocation ({small} msgs): {inv.duration_ms:.1f} ms")
@@ -488,7 +489,7 @@ class Run:
         rec["delays"][dkey] = {}
         for w in range(s.warmup):
             event, raw = self.events.get("warmup", s.sizes[0], w)
-            inv = _invoke_clean(fp, event, raw, "warm-up invocation")
+            inv = invoke_clean(fp, event, raw, "warm-up invocation")
             progress.step(f"{tag} warm-up {w + 1}/{s.warmup}: {inv.duration_ms:.1f} ms")
 
         last_batches = {}
@@ -669,13 +670,13 @@ class Run:
                 out["init_ms"].append(round(init_ms, 3))
                 progress.step(f"{tag} cold start {c + 1}/{s.sweep_cold_starts}: init {init_ms:.1f} ms")
                 event, raw = self.events.get("cold", s.sweep_sizes[0], c)
-                inv = _invoke_clean(fp, event, raw, "first invocation")
+                inv = invoke_clean(fp, event, raw, "first invocation")
                 out["cold_invoke_ms"].append(round(inv.duration_ms, 3))
                 progress.step(f"{tag} first invocation: {inv.duration_ms:.1f} ms")
             for size in s.sweep_sizes:
                 for w in range(s.sweep_warmup):
                     event, raw = self.events.get("warmup", size, w)
-                    inv = _invoke_clean(fp, event, raw, "warm-up invocation")
+                    inv = invoke_clean(fp, event, raw, "warm-up invocation")
                     progress.step(f"{tag} warm-up b{size}: {inv.duration_ms:.1f} ms")
                 out["sizes"][str(size)] = self._sweep_size(sp, fp, group, size, tag, progress)
         finally:

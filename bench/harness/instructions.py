@@ -50,8 +50,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import functions, verify
-from .driver import Profile, Proxy
+from . import functions
+from .driver import Profile, Proxy, invoke_clean
 from .events import EventSet
 from .functions import BENCH_DIR, FunctionProcess, FunctionSpec, lambda_env
 
@@ -200,10 +200,7 @@ def _app_env(proxy_url: str, max_concurrency: int) -> dict[str, str]:
 
 
 def _invoke_checked(fp: FunctionProcess, event: dict, raw: bytes, what: str) -> None:
-    inv = fp.api.invoke(raw, INVOKE_TIMEOUT_S, alive=fp.alive)
-    failed, problems = verify.check_response(event, inv)
-    if inv.outcome in ("timeout", "crashed") or problems or failed:
-        raise CallgrindError(f"{what}: {inv.outcome}, {problems or sorted(failed)}\n{fp.log_tail()}")
+    invoke_clean(fp, event, raw, what, INVOKE_TIMEOUT_S)
     if not fp.api.wait_idle(IDLE_TIMEOUT_S):
         raise CallgrindError(f"{what}: the function did not return to `next`\n{fp.log_tail()}")
 
