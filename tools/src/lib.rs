@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod proxy;
+pub mod streams;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
