@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod proxy;
+pub mod runtime_api;
 pub mod streams;
 
 use std::collections::HashMap;
