@@ -182,6 +182,8 @@ pub struct Streams {
     pub lambda: aws_sdk_lambda::Client,
     /// SQS client (OnFailure destinations).
     pub sqs: aws_sdk_sqs::Client,
+    /// CloudWatch Logs client (the functions' logs).
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     made: Mutex<Vec<Made>>,
 }
 
@@ -194,15 +196,13 @@ impl Streams {
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             lambda: aws_sdk_lambda::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
             made: Mutex::new(Vec::new()),
         }
     }
 
     fn remember(&self, made: Made) {
-        self.made
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(made);
+        lock(&self.made).push(made);
     }
 
     /// Creates a Kinesis stream named after `prefix` with `shards` shards
@@ -358,6 +358,65 @@ impl Streams {
         .await
     }
 
+    /// Creates a function running lambda-batch's example `example` (the real
+    /// binary, built by [`example_binary`](crate::runtime_api::example_binary)),
+    /// with `timeout_s` as its timeout.
+    pub async fn create_example(&self, example: &str, timeout_s: i32) -> Result<String> {
+        let name = example.to_owned();
+        let zip = tokio::task::spawn_blocking(move || example_zip(&name)).await??;
+        self.create_function(example, &zip, &[], timeout_s).await
+    }
+
+    /// The log of `function` so far, from CloudWatch Logs (`/aws/lambda/<name>`),
+    /// one [`LoggedInvocation`] per request, in the order they started.
+    pub async fn function_log(&self, function: &str) -> Result<Vec<LoggedInvocation>> {
+        use aws_sdk_cloudwatchlogs::operation::filter_log_events::FilterLogEventsError;
+        let group = format!("/aws/lambda/{function}");
+        let mut pages = self
+            .logs
+            .filter_log_events()
+            .log_group_name(&group)
+            .into_paginator()
+            .send();
+        // (stream, timestamp, message) in the order each stream holds them.
+        let mut events = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(page) => page,
+                // No invocation has written anything yet.
+                Err(e)
+                    if matches!(
+                        e.as_service_error(),
+                        Some(FilterLogEventsError::ResourceNotFoundException(_))
+                    ) =>
+                {
+                    return Ok(Vec::new())
+                }
+                Err(e) => return Err(e).with_context(|| format!("FilterLogEvents {group}")),
+            };
+            for event in page.events.unwrap_or_default() {
+                events.push((
+                    event.log_stream_name.unwrap_or_default(),
+                    event.timestamp.unwrap_or_default(),
+                    event.message.unwrap_or_default(),
+                ));
+            }
+        }
+        Ok(LoggedInvocation::split(events))
+    }
+
+    /// Deletes the mapping `uuid` now (a failing one is retried until then).
+    pub async fn delete_mapping(&self, uuid: &str) -> Result<()> {
+        self.lambda
+            .delete_event_source_mapping()
+            .uuid(uuid)
+            .send()
+            .await
+            .with_context(|| format!("DeleteEventSourceMapping {uuid}"))?;
+        lock(&self.made).retain(|m| !matches!(m, Made::Mapping(u) if u == uuid));
+        Ok(())
+    }
+
     /// Creates an SQS queue named after `prefix` (an OnFailure destination);
     /// (queue URL, queue ARN).
     pub async fn create_queue(&self, prefix: &str) -> Result<(String, String)> {
@@ -504,12 +563,7 @@ impl Streams {
     /// poller keeps invoking a function that is going away). Tries all, then
     /// reports the first failure.
     pub async fn cleanup(&self) -> Result<()> {
-        let mut made = std::mem::take(
-            &mut *self
-                .made
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        let mut made = std::mem::take(&mut *lock(&self.made));
         made.sort_by_key(|m| match m {
             Made::Mapping(_) => 0,
             Made::Function(_) => 1,
@@ -578,27 +632,57 @@ pub fn compare_sequence_numbers(a: &str, b: &str) -> Ordering {
 }
 
 /// The Lambda zip of the stream test double (`tests/doubles/stream_bootstrap.py`
-/// as `bootstrap`), written once per process by `infra/lambda_zip.py` under
-/// `.local/stream-doubles/`.
+/// as `bootstrap`), written once per process under `.local/stream-doubles/`.
 pub fn double_zip() -> Result<PathBuf> {
     static ZIP: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
     ZIP.get_or_init(|| {
-        let root = repo_root();
-        let zip = doubles_dir().join(format!("stream-double-{}.zip", std::process::id()));
-        let status = std::process::Command::new("python3")
-            .arg(root.join("infra/lambda_zip.py"))
-            .arg("pack")
-            .arg(root.join("tests/doubles/stream_bootstrap.py"))
-            .arg(&zip)
-            .status()
-            .map_err(|e| format!("running python3 infra/lambda_zip.py: {e}"))?;
-        if !status.success() {
-            return Err(format!("infra/lambda_zip.py pack failed: {status}"));
-        }
-        Ok(zip)
+        pack_bootstrap(
+            &repo_root().join("tests/doubles/stream_bootstrap.py"),
+            "stream-double",
+        )
+        .map_err(|e| format!("{e:#}"))
     })
     .clone()
     .map_err(anyhow::Error::msg)
+}
+
+/// The Lambda zip of lambda-batch's example `name`, built fresh (cargo
+/// decides what is stale) and packed once per process.
+pub fn example_zip(name: &str) -> Result<PathBuf> {
+    static ZIPS: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut zips = lock(ZIPS.get_or_init(Mutex::default));
+    if let Some(zip) = zips.get(name) {
+        return Ok(zip.clone());
+    }
+    let binary = crate::runtime_api::example_binary("lambda-batch", name)?;
+    let zip = pack_bootstrap(&binary, &format!("example-{name}"))?;
+    zips.insert(name.to_owned(), zip.clone());
+    Ok(zip)
+}
+
+/// Packs `source` as the `bootstrap` of a Lambda zip named after `prefix`
+/// under `.local/stream-doubles/` (with `infra/lambda_zip.py pack`, as every
+/// zip of the repository).
+fn pack_bootstrap(source: &Path, prefix: &str) -> Result<PathBuf> {
+    let root = repo_root();
+    let zip = doubles_dir().join(format!("{prefix}-{}.zip", std::process::id()));
+    let status = std::process::Command::new("python3")
+        .arg(root.join("infra/lambda_zip.py"))
+        .arg("pack")
+        .arg(source)
+        .arg(&zip)
+        .status()
+        .context("running python3 infra/lambda_zip.py")?;
+    ensure!(
+        status.success(),
+        "infra/lambda_zip.py pack {} failed: {status}",
+        source.display()
+    );
+    Ok(zip)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn doubles_dir() -> PathBuf {
@@ -713,5 +797,99 @@ impl DoubleLog {
         )
         .await
         .with_context(|| format!("log {}", self.path.display()))
+    }
+}
+
+/// One invocation of a function as its log shows it: the lines between
+/// `START RequestId: <id>` and `END RequestId: <id>`.
+#[derive(Debug, Clone)]
+pub struct LoggedInvocation {
+    /// The request id.
+    pub request_id: String,
+    /// When its first line was logged (Unix ms).
+    pub t_ms: i64,
+    /// Its lines, START, END and REPORT left out, in order.
+    pub lines: Vec<String>,
+}
+
+impl LoggedInvocation {
+    /// Splits log events (stream, timestamp, message) into invocations,
+    /// ordered by when each started. A stream holds one environment's
+    /// invocations one after another (in the emulator, one each).
+    fn split(events: Vec<(String, i64, String)>) -> Vec<Self> {
+        let mut by_stream: HashMap<String, Vec<(i64, String)>> = HashMap::new();
+        for (stream, t, message) in events {
+            by_stream.entry(stream).or_default().push((t, message));
+        }
+        let mut out: Vec<Self> = Vec::new();
+        for (_, events) in by_stream {
+            let mut current: Option<Self> = None;
+            for (t, message) in events {
+                for line in message.lines() {
+                    if let Some(rest) = line.strip_prefix("START RequestId: ") {
+                        out.extend(current.take());
+                        current = Some(Self {
+                            request_id: rest.split_whitespace().next().unwrap_or("").to_owned(),
+                            t_ms: t,
+                            lines: Vec::new(),
+                        });
+                    } else if line.starts_with("END RequestId: ") {
+                        out.extend(current.take());
+                    } else if !line.starts_with("REPORT RequestId: ") {
+                        if let Some(inv) = current.as_mut() {
+                            inv.lines.push(line.to_owned());
+                        }
+                    }
+                }
+            }
+            out.extend(current);
+        }
+        out.sort_by_key(|inv| inv.t_ms);
+        out
+    }
+
+    /// The lines whose tracing message is `message` (the runtime's default
+    /// text format: `LEVEL spans: message field=value ...`).
+    pub fn events<'a>(&'a self, message: &'a str) -> impl Iterator<Item = LogEvent<'a>> + 'a {
+        self.lines
+            .iter()
+            .filter_map(move |line| LogEvent::parse(line, message))
+    }
+
+    /// The lines whose message is one of `messages`, in order, each with
+    /// its message.
+    pub fn events_of<'a>(
+        &'a self,
+        messages: &'a [&'a str],
+    ) -> impl Iterator<Item = (&'a str, LogEvent<'a>)> + 'a {
+        self.lines.iter().filter_map(move |line| {
+            messages
+                .iter()
+                .find_map(|m| Some((*m, LogEvent::parse(line, m)?)))
+        })
+    }
+}
+
+/// The fields of one tracing text log line.
+#[derive(Debug, Clone, Copy)]
+pub struct LogEvent<'a> {
+    fields: &'a str,
+}
+
+impl<'a> LogEvent<'a> {
+    fn parse(line: &'a str, message: &str) -> Option<Self> {
+        let (_, rest) = line.split_once(&format!(": {message}"))?;
+        (rest.is_empty() || rest.starts_with(' ')).then_some(Self { fields: rest })
+    }
+
+    /// The value of `name=value` or `name="value"` (quotes removed); values
+    /// with spaces are cut at the first one.
+    pub fn field(&self, name: &str) -> Option<&'a str> {
+        let key = format!(" {name}=");
+        let (_, rest) = self.fields.split_once(&key)?;
+        Some(match rest.strip_prefix('"') {
+            Some(quoted) => quoted.split('"').next().unwrap_or(""),
+            None => rest.split(' ').next().unwrap_or(""),
+        })
     }
 }
