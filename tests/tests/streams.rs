@@ -1,9 +1,16 @@
-//! Kinesis and DynamoDB Streams event source mappings in the emulator, with
-//! the test double `tests/doubles/stream_bootstrap.py` as the function: the
-//! plumbing in `tools/src/streams.rs`, and what the emulator delivers where
-//! it does what AWS does. Where it does not (it ignores `batchItemFailures`
-//! on stream mappings; see infra/EMULATOR-GAPS.md), the tests say so instead
-//! of asserting it.
+//! Kinesis and DynamoDB Streams event source mappings in the emulator: what
+//! the emulator delivers, with the test double `tests/doubles/stream_bootstrap.py`
+//! as the function, and lambda-batch's example consumers (the real binaries)
+//! behind a mapping, observed through their logs in CloudWatch Logs, as on
+//! AWS. The plumbing is in `tools/src/streams.rs`.
+//!
+//! Where the emulator does not do what AWS does (it ignores
+//! `batchItemFailures` on stream mappings; see infra/EMULATOR-GAPS.md), the
+//! tests say so instead of asserting it: the checkpoint a consumer reports
+//! is tested at the Lambda Runtime API, in `tools/tests/lambda_batch_examples.rs`
+//! (`kinesis_a_failed_middle_record_is_reported_alone_as_the_checkpoint`,
+//! `kinesis_with_several_failures_the_lowest_sequence_number_is_the_checkpoint`,
+//! `dynamodb_with_several_failures_the_lowest_sequence_number_is_the_checkpoint`, ...).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -13,8 +20,8 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 use tests::endpoint;
 use tests::streams::{
-    compare_sequence_numbers, with_streams, DoubleLog, Invocation, KinesisStream, MappingSettings,
-    PutRecord, Streams,
+    compare_sequence_numbers, with_streams, DoubleLog, Invocation, KinesisStream, LoggedInvocation,
+    MappingSettings, PutRecord, Streams,
 };
 
 /// Whether the emulator listens. Without it the test is skipped with one
@@ -350,7 +357,7 @@ async fn records_before_a_reported_failure_are_not_delivered_again() -> Result<(
             // AWS would deliver the third record and every later one again;
             // ministack 1.5.33 ignores batchItemFailures on stream mappings
             // (infra/EMULATOR-GAPS.md), so the checkpoint is tested at the
-            // Runtime API level, not here.
+            // Runtime API level (tools/tests/lambda_batch_examples.rs), not here.
             eprintln!(
                 "emulator gap: the reported record and those after it were not delivered again"
             );
@@ -365,6 +372,281 @@ async fn records_before_a_reported_failure_are_not_delivered_again() -> Result<(
                 "redelivery starts at the reported record and keeps order: {again:?}"
             );
         }
+        Ok(())
+    })
+    .await
+}
+
+/// Polls the function's log until `check` yields `Some` for the invocations
+/// so far, for at most `timeout`.
+async fn wait_for_log<T>(
+    streams: &Streams,
+    function: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&[LoggedInvocation]) -> Option<T>,
+) -> Result<T> {
+    let check = &check;
+    tests::wait_until(what, timeout, || async move {
+        Ok(check(&streams.function_log(function).await?))
+    })
+    .await
+}
+
+/// The value of `field` in each `message` line of `invocations`, in order.
+fn logged(invocations: &[LoggedInvocation], message: &str, field: &str) -> Vec<String> {
+    invocations
+        .iter()
+        .flat_map(|inv| inv.events(message))
+        .map(|e| e.field(field).unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn kinesis_example_stores_each_sensors_readings_once_and_in_order() -> Result<()> {
+    if !emulator_or_skip("kinesis_example_stores_each_sensors_readings_once_and_in_order")? {
+        return Ok(());
+    }
+    with_streams(async |streams| {
+        // 24 good readings of 6 sensors (partition keys) over 2 shards,
+        // delivered 5 at a time: several batches per shard.
+        let stream = streams.create_stream("streams-example", 2).await?;
+        let function = streams.create_example("kinesis", 10).await?;
+        let records: Vec<(String, Vec<u8>)> = (0..24)
+            .map(|i| {
+                let celsius = f64::from(i) - 5.0;
+                (
+                    format!("sensor-{}", i % 6),
+                    json!({ "celsius": celsius }).to_string().into_bytes(),
+                )
+            })
+            .collect();
+        let put = streams.put_records(&stream, &records).await?;
+        let settings = MappingSettings {
+            batch_size: 5,
+            ..MappingSettings::default()
+        };
+        streams
+            .create_mapping(&function, &stream.arn, &settings)
+            .await?;
+        let invocations = wait_for_log(
+            streams,
+            &function,
+            "24 readings stored",
+            Duration::from_secs(60),
+            |inv| {
+                (logged(inv, "reading stored", "sequence_number").len() >= 24).then(|| inv.to_vec())
+            },
+        )
+        .await?;
+
+        let stored = logged(&invocations, "reading stored", "sequence_number");
+        let mut once = stored.clone();
+        once.sort_by(|a, b| compare_sequence_numbers(a, b));
+        once.dedup();
+        ensure!(
+            once.len() == stored.len() && stored.len() == put.len(),
+            "each of the {} readings stored once: {} stored, {} distinct",
+            put.len(),
+            stored.len(),
+            once.len()
+        );
+        // Per sensor: stored in the order it was put (its sequence order).
+        let sensors = logged(&invocations, "reading stored", "sensor");
+        for key in 0..6 {
+            let key = format!("sensor-{key}");
+            let expected: Vec<&str> = put
+                .iter()
+                .filter(|p| p.partition_key == key)
+                .map(|p| p.sequence_number.as_str())
+                .collect();
+            let got: Vec<&str> = stored
+                .iter()
+                .zip(&sensors)
+                .filter(|(_, s)| **s == key)
+                .map(|(seq, _)| seq.as_str())
+                .collect();
+            ensure!(got == expected, "{key}: stored {got:?}, put {expected:?}");
+        }
+        ensure!(
+            invocations.len() >= 6,
+            "{} invocations for 24 records, BatchSize 5",
+            invocations.len()
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn kinesis_example_a_batch_whose_first_record_fails_is_delivered_again() -> Result<()> {
+    if !emulator_or_skip("kinesis_example_a_batch_whose_first_record_fails_is_delivered_again")? {
+        return Ok(());
+    }
+    with_streams(async |streams| {
+        // One sensor: its first reading is out of range, so nothing of the
+        // batch succeeds and the example fails the invocation
+        // (BatchAllFailed): Lambda retries the whole batch, as it does for
+        // any function error. (What it does with a checkpoint further in,
+        // the emulator ignores: see the module's doc.)
+        let stream = streams.create_stream("streams-example", 1).await?;
+        let function = streams.create_example("kinesis", 10).await?;
+        let records: Vec<(String, Vec<u8>)> = [500.0, 20.0, 21.0]
+            .iter()
+            .map(|c| {
+                (
+                    "sensor-0".to_owned(),
+                    json!({ "celsius": c }).to_string().into_bytes(),
+                )
+            })
+            .collect();
+        let put = streams.put_records(&stream, &records).await?;
+        let settings = MappingSettings {
+            maximum_retry_attempts: 2,
+            ..MappingSettings::default()
+        };
+        let mapping = streams
+            .create_mapping(&function, &stream.arn, &settings)
+            .await?;
+        let first = put[0].sequence_number.as_str();
+        let result = wait_for_log(
+            streams,
+            &function,
+            "the first reading failed twice",
+            Duration::from_secs(30),
+            |inv| {
+                let failed = inv
+                    .iter()
+                    .filter(|i| {
+                        i.events("record failed")
+                            .any(|e| e.field("id") == Some(first))
+                    })
+                    .count();
+                (failed >= 2).then(|| inv.to_vec())
+            },
+        )
+        .await;
+        // The emulator retries it forever (AWS: MaximumRetryAttempts); stop
+        // it before anything else.
+        streams.delete_mapping(&mapping).await?;
+        let invocations = result?;
+        for inv in &invocations {
+            let failed: Vec<_> = inv
+                .events("record failed")
+                .filter_map(|e| e.field("id"))
+                .collect();
+            ensure!(
+                failed == [first],
+                "invocation {}: failed {failed:?}, expected the first reading alone",
+                inv.request_id
+            );
+            ensure!(
+                inv.lines.iter().any(|l| l.contains("AllFailed")),
+                "invocation {} ended in BatchAllFailed: {:#?}",
+                inv.request_id,
+                inv.lines
+            );
+        }
+        let stored = logged(&invocations, "reading stored", "sequence_number");
+        ensure!(
+            stored.is_empty(),
+            "nothing after the failed reading of its sensor ran: {stored:?}"
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn dynamodb_example_handles_each_accounts_changes_in_order() -> Result<()> {
+    use aws_sdk_dynamodb::types::{AttributeValue, StreamViewType};
+    if !emulator_or_skip("dynamodb_example_handles_each_accounts_changes_in_order")? {
+        return Ok(());
+    }
+    with_streams(async |streams| {
+        let table = streams
+            .create_table_with_stream("streams-example", StreamViewType::NewAndOldImages)
+            .await?;
+        let function = streams.create_example("dynamodb", 10).await?;
+        let account = |id: &str, balance: i64| {
+            HashMap::from([
+                ("pk".to_owned(), AttributeValue::S(id.to_owned())),
+                ("id".to_owned(), AttributeValue::S(id.to_owned())),
+                ("balance".to_owned(), AttributeValue::N(balance.to_string())),
+            ])
+        };
+        // Three accounts, their changes interleaved.
+        for (id, balance) in [
+            ("a", 10),
+            ("b", 1),
+            ("a", 15),
+            ("c", 7),
+            ("b", 4),
+            ("a", 12),
+        ] {
+            streams.put_item(&table, account(id, balance)).await?;
+        }
+        for id in ["c", "a"] {
+            streams
+                .dynamodb
+                .delete_item()
+                .table_name(&table.name)
+                .key("pk", AttributeValue::S(id.to_owned()))
+                .send()
+                .await?;
+        }
+        let settings = MappingSettings {
+            batch_size: 3,
+            ..MappingSettings::default()
+        };
+        streams
+            .create_mapping(&function, &table.stream_arn, &settings)
+            .await?;
+        // Per account: what the example logged, in order.
+        let expected: HashMap<&str, Vec<(&str, &str)>> = HashMap::from([
+            (
+                "a",
+                vec![
+                    ("opened", ""),
+                    ("moved", "5"),
+                    ("moved", "-3"),
+                    ("closed", ""),
+                ],
+            ),
+            ("b", vec![("opened", ""), ("moved", "3")]),
+            ("c", vec![("opened", ""), ("closed", "")]),
+        ]);
+        let changes = expected.values().map(Vec::len).sum::<usize>();
+        let kinds = ["opened", "moved", "closed"];
+        let invocations = wait_for_log(
+            streams,
+            &function,
+            "every change handled",
+            Duration::from_secs(60),
+            |inv| {
+                let n: usize = inv.iter().map(|i| i.events_of(&kinds).count()).sum();
+                (n >= changes).then(|| inv.to_vec())
+            },
+        )
+        .await?;
+        let mut got: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for (kind, event) in invocations.iter().flat_map(|i| i.events_of(&kinds)) {
+            got.entry(event.field("id").unwrap_or_default().to_owned())
+                .or_default()
+                .push((
+                    kind.to_owned(),
+                    event.field("delta").unwrap_or_default().to_owned(),
+                ));
+        }
+        for (id, changes) in &expected {
+            let want: Vec<(String, String)> = changes
+                .iter()
+                .map(|(k, d)| ((*k).to_owned(), (*d).to_owned()))
+                .collect();
+            let have = got.remove(*id).unwrap_or_default();
+            ensure!(have == want, "account {id}: {have:?}, expected {want:?}");
+        }
+        ensure!(got.is_empty(), "changes of other accounts: {got:?}");
         Ok(())
     })
     .await
