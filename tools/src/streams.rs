@@ -2,8 +2,11 @@
 //! and DynamoDB tables with a stream, a `provided.al2023` function from a
 //! zip, an event source mapping with `ReportBatchItemFailures` and AWS's
 //! limits checked before the (lenient) emulator sees it, record puts, and
-//! cleanup of all of it. Plus the test double `tests/doubles/stream_bootstrap.py`
-//! (zipped on demand) and a reader for the log it writes.
+//! cleanup of all of it. The function is the test double
+//! `tests/doubles/stream_bootstrap.py` (zipped on demand; a reader for the
+//! log it writes) or one of lambda-batch's examples, the real binary
+//! (`create_example`), observed through its log in CloudWatch Logs
+//! (`function_log`), as it would be on AWS.
 //!
 //! What the emulator does with these mappings, and where that is not what AWS
 //! does, is in `infra/EMULATOR-GAPS.md` ("Kinesis and DynamoDB Streams").
