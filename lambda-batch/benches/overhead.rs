@@ -82,7 +82,11 @@ fn sqs(n: usize) -> SqsEvent {
     let mut event: SqsEvent =
         serde_json::from_str(include_str!("../tests/fixtures/example-sqs-event.json"))
             .unwrap_or_default();
-    let template = event.records.first().cloned().unwrap_or_else(SqsMessage::default);
+    let template = event
+        .records
+        .first()
+        .cloned()
+        .unwrap_or_else(SqsMessage::default);
     event.records = (0..n)
         .map(|i| {
             let mut m = template.clone();
@@ -110,17 +114,19 @@ fn kinesis(n: usize) -> KinesisEvent {
 }
 
 fn dynamodb(n: usize) -> DynamoDbEvent {
-    let mut event: DynamoDbEvent =
-        serde_json::from_str(include_str!("../tests/fixtures/example-dynamodb-event.json"))
-            .unwrap_or_default();
+    let mut event: DynamoDbEvent = serde_json::from_str(include_str!(
+        "../tests/fixtures/example-dynamodb-event.json"
+    ))
+    .unwrap_or_default();
     let template = event.records[0].clone();
     event.records = (0..n)
         .map(|i| {
             let mut r = template.clone();
             r.change.sequence_number = Some(format!("14054000000000020632{i:08}"));
-            r.change
-                .keys
-                .insert("key".to_owned(), AttributeValue::S(format!("item-{}", i % 64)));
+            r.change.keys.insert(
+                "key".to_owned(),
+                AttributeValue::S(format!("item-{}", i % 64)),
+            );
             r
         })
         .collect();
@@ -128,7 +134,12 @@ fn dynamodb(n: usize) -> DynamoDbEvent {
 }
 
 /// One batch through the engine.
-fn measured<S: Source>(runtime: &tokio::runtime::Runtime, event: S, form: Form, options: &Options) -> usize {
+fn measured<S: Source>(
+    runtime: &tokio::runtime::Runtime,
+    event: S,
+    form: Form,
+    options: &Options,
+) -> usize {
     let deadline = Instant::now() + Duration::from_secs(600);
     runtime.block_on(async {
         let report = match form {
@@ -136,7 +147,9 @@ fn measured<S: Source>(runtime: &tokio::runtime::Runtime, event: S, form: Form, 
                 let nothing = |(), _: Record<S>| async { Ok(()) };
                 lambda_batch::process(event, deadline, &nothing, options).await
             }
-            Form::Batched => lambda_batch::process_batched(event, deadline, &Nothing, options).await,
+            Form::Batched => {
+                lambda_batch::process_batched(event, deadline, &Nothing, options).await
+            }
         };
         report.map_or(0, |r| r.succeeded())
     })
@@ -150,7 +163,13 @@ struct Figures {
 
 /// Builds `total` batches (at least `reps + 1`) and processes `reps` of them
 /// after one warm-up batch; the rest are dropped unprocessed.
-fn run<S: Source + Clone>(make: fn(usize) -> S, n: usize, form: Form, reps: usize, total: usize) -> Figures {
+fn run<S: Source + Clone>(
+    make: fn(usize) -> S,
+    n: usize,
+    form: Form,
+    reps: usize,
+    total: usize,
+) -> Figures {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -162,7 +181,10 @@ fn run<S: Source + Clone>(make: fn(usize) -> S, n: usize, form: Form, reps: usiz
     if let Some(event) = events.next() {
         measured(&runtime, event, form, &options);
     }
-    let (a0, b0) = (ALLOCATIONS.load(Ordering::Relaxed), BYTES.load(Ordering::Relaxed));
+    let (a0, b0) = (
+        ALLOCATIONS.load(Ordering::Relaxed),
+        BYTES.load(Ordering::Relaxed),
+    );
     let started = Instant::now();
     let mut succeeded = 0;
     for event in events.by_ref().take(reps) {
@@ -209,7 +231,10 @@ fn instructions(source: &str, n: usize, form: Form, reps: usize) -> Option<f64> 
             form_name(form)
         ));
         let status = Command::new("valgrind")
-            .args(["--tool=callgrind", &format!("--callgrind-out-file={}", out.display())])
+            .args([
+                "--tool=callgrind",
+                &format!("--callgrind-out-file={}", out.display()),
+            ])
             .arg(std::env::current_exe().ok()?)
             .args(["--one", source, &n.to_string(), form_name(form)])
             .args([reps.to_string(), total.to_string()])
@@ -224,7 +249,10 @@ fn instructions(source: &str, n: usize, form: Form, reps: usize) -> Option<f64> 
         }
         text?
             .lines()
-            .find_map(|l| l.strip_prefix("summary: ").or_else(|| l.strip_prefix("totals: ")))
+            .find_map(|l| {
+                l.strip_prefix("summary: ")
+                    .or_else(|| l.strip_prefix("totals: "))
+            })
             .and_then(|v| v.trim().parse::<f64>().ok())
     };
     let (one, two) = (ir(reps)?, ir(2 * reps)?);
@@ -235,7 +263,11 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     // Re-executed under callgrind for one case.
     if args.get(1).map(String::as_str) == Some("--one") {
-        let form = if args[4] == "batched" { Form::Batched } else { Form::PerRecord };
+        let form = if args[4] == "batched" {
+            Form::Batched
+        } else {
+            Form::PerRecord
+        };
         let n = args[3].parse().unwrap_or(10);
         let reps = args[5].parse().unwrap_or(1);
         let total = args[6].parse().unwrap_or(reps + 1);

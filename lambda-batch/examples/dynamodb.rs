@@ -18,24 +18,29 @@ struct Account {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    dynamodb::run(|change: Change<Account>, record: Record<DynamoDbEvent>| async move {
-        match (change.kind, change.old, change.new) {
-            (ChangeKind::Insert, _, Some(new)) => tracing::info!(id = new.id, "opened"),
-            (ChangeKind::Modify, Some(old), Some(new)) => {
-                if new.balance < 0 {
-                    return Err(Failure::new("overdrawn", format_args!("{}", new.id)));
+    dynamodb::run(
+        |change: Change<Account>, record: Record<DynamoDbEvent>| async move {
+            match (change.kind, change.old, change.new) {
+                (ChangeKind::Insert, _, Some(new)) => tracing::info!(id = new.id, "opened"),
+                (ChangeKind::Modify, Some(old), Some(new)) => {
+                    if new.balance < 0 {
+                        return Err(Failure::new("overdrawn", format_args!("{}", new.id)));
+                    }
+                    tracing::info!(id = new.id, delta = new.balance - old.balance, "moved");
                 }
-                tracing::info!(id = new.id, delta = new.balance - old.balance, "moved");
+                (ChangeKind::Remove, Some(old), _) => tracing::info!(id = old.id, "closed"),
+                (kind, ..) => {
+                    return Err(Failure::new(
+                        "missing_image",
+                        format_args!(
+                            "{kind:?} {} without the images it needs",
+                            record.sequence_number()
+                        ),
+                    ))
+                }
             }
-            (ChangeKind::Remove, Some(old), _) => tracing::info!(id = old.id, "closed"),
-            (kind, ..) => {
-                return Err(Failure::new(
-                    "missing_image",
-                    format_args!("{kind:?} {} without the images it needs", record.sequence_number()),
-                ))
-            }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
     .await
 }

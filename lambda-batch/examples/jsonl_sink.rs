@@ -50,7 +50,11 @@ impl BatchHandler<SqsEvent> for JsonLines {
         CHUNK
     }
 
-    async fn prepare(&self, Json(r): Json<Reading>, m: Record<SqsEvent>) -> Result<String, Failure> {
+    async fn prepare(
+        &self,
+        Json(r): Json<Reading>,
+        m: Record<SqsEvent>,
+    ) -> Result<String, Failure> {
         if r.sensor.is_empty() {
             return Err(Failure::new("no_sensor", "the reading names no sensor"));
         }

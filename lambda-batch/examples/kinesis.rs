@@ -15,7 +15,10 @@ struct Reading {
 
 async fn record(Json(reading): Json<Reading>, record: Record<KinesisEvent>) -> Result<(), Failure> {
     if !(-90.0..=60.0).contains(&reading.celsius) {
-        return Err(Failure::new("out_of_range", format_args!("{} °C", reading.celsius)));
+        return Err(Failure::new(
+            "out_of_range",
+            format_args!("{} °C", reading.celsius),
+        ));
     }
     tracing::info!(
         sensor = record.partition_key(),

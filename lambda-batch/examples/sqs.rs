@@ -18,7 +18,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     sqs::run(|Json(order): Json<Order>, _message| async move {
         if order.cents == 0 {
-            return Err(Failure::new("free_order", format_args!("order {}", order.id)));
+            return Err(Failure::new(
+                "free_order",
+                format_args!("order {}", order.id),
+            ));
         }
         tracing::info!(order = %order.id, cents = order.cents, "order accepted");
         Ok(())
