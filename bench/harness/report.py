@@ -15,6 +15,8 @@ import tomllib
 from html import escape
 from pathlib import Path
 
+from .functions import NAMES
+
 _spec = importlib.util.spec_from_file_location(
     "reportlib", Path(__file__).resolve().parents[2] / "infra" / "reportlib.py"
 )
@@ -22,9 +24,8 @@ reportlib = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(reportlib)
 md_table = reportlib.md_table
 
-ORDER = ["rust", "python-plain", "python-powertools", "node-powertools"]
-COLORS = {"rust": "#c0612b", "python-plain": "#3572a5", "python-powertools": "#7aa6d6",
-          "node-powertools": "#3c873a"}
+COLORS = {"rust": "#c0612b", "python-plain": "#3572a5", "python-powertools-async": "#1f4e79",
+          "python-powertools-sequential": "#7aa6d6", "node-powertools": "#3c873a"}
 MIB = 1024 * 1024
 PRICES_PATH = Path(__file__).resolve().parents[1] / "prices.toml"
 # The goal of issue 11 for the Rust consumer's CPU per message (batch 100).
@@ -37,8 +38,8 @@ TARGET_INSTRUCTIONS = BASELINE_INSTRUCTIONS / 2
 
 
 def names(functions) -> list[str]:
-    """The functions in report order: the known ones first, any others (a new peer) after."""
-    return [n for n in ORDER if n in functions] + sorted(n for n in functions if n not in ORDER)
+    """The functions in report order (functions.NAMES: the fairest peer of Rust first), any others after."""
+    return [n for n in NAMES if n in functions] + sorted(n for n in functions if n not in NAMES)
 
 # The targets the Rust consumer is expected to hit (measured, never asserted).
 TARGET_INIT_MS = 20.0
@@ -180,7 +181,6 @@ def instruction_row(results: dict | None, name: str) -> tuple[float | None, str]
 def targets(metrics: dict[str, Metrics], settings: dict, results: dict | None = None) -> list[tuple[str, str, str]]:
     rust = metrics.get("rust")
     plain = metrics.get("python-plain")
-    pt = metrics.get("python-powertools")
     rows = []
     have_rust = rust is not None and rust.ok
 
@@ -195,9 +195,7 @@ def targets(metrics: dict[str, Metrics], settings: dict, results: dict | None = 
     ok, text = under(value, TARGET_INIT_MS, " ms")
     rows.append((f"init < {TARGET_INIT_MS:g} ms (median)", fmt(value, 1, " ms"), _verdict(ok, text)))
 
-    for peer in (plain, pt):
-        if peer is None:
-            continue
+    for peer in (metrics[n] for n in names(metrics) if n.startswith("python-")):
         r = ratio(peer.init, rust.init) if have_rust else None
         ok = None if r is None else r >= TARGET_INIT_RATIO
         text = "n/a" if r is None else f"{r:.1f}x vs {TARGET_INIT_RATIO:g}x needed"
@@ -569,6 +567,11 @@ def svg_chart(metrics: dict[str, Metrics], settings: dict, title: str) -> str:
 # Markdown
 
 
+def concurrency(rec: dict, settings: dict) -> str:
+    """How a function ran a batch's messages (FunctionSpec.concurrency), with the run's MAX_CONCURRENCY."""
+    return (rec.get("concurrency") or "not recorded").replace("MAX_CONCURRENCY", str(settings.get("max_concurrency")))
+
+
 def _split(block: dict) -> str:
     user, system = block.get("cpu_user_s"), block.get("cpu_sys_s")
     if user is None or system is None or user + system <= 0:
@@ -596,7 +599,8 @@ def markdown(results: dict, chart_name: str, power_name: str | None = None) -> s
     rows = [["", ""]]
     for key, label in (("cpu", "CPU"), ("cores", "cores"), ("memory_gib", "memory (GiB)"), ("kernel", "kernel"),
                        ("peer_python", "Python (peers)"), ("peer_boto3", "boto3 (peers)"),
-                       ("peer_powertools", "aws-lambda-powertools"), ("peer_awslambdaric", "awslambdaric"),
+                       ("peer_powertools", "aws-lambda-powertools"), ("peer_aiobotocore", "aiobotocore (peers)"),
+                       ("peer_awslambdaric", "awslambdaric"),
                        ("rustc", "rustc"), ("ministack", "emulator (ministack)")):
         rows.append([label, escape(str(machine.get(key, "n/a")))])
     load = machine.get("loadavg_start"), machine.get("loadavg_end")
@@ -670,12 +674,17 @@ def markdown(results: dict, chart_name: str, power_name: str | None = None) -> s
                 rows.append([f"*{name} ÷ rust*"] + [ratio_cell(m, r, g, g2) for _, g, g2 in cols])
     lines.append(md_table(rows, "l" + "r" * len(cols)))
     lines.append("")
-    lines.append("Ratios are Python ÷ Rust: above 1x, Rust is lower (better) by that factor. "
+    lines.append("Ratios are peer ÷ Rust: above 1x, Rust is lower (better) by that factor. They compare runtimes "
+                 "only as far as the concurrency models match; the fairest pair comes first:")
+    lines.append("")
+    lines += [f"- `{n}`: {concurrency(fns[n], settings)}" for n in names(fns)]
+    lines.append("")
+    lines.append(
                  "CPU/msg is user+sys of the function process over all timed invocations of that batch size "
                  f"in the first latency setting ({settings['profiles'][0]['label']}), divided by the messages handled. "
                  "Peak RSS is VmHWM of the function process after all its batches (the largest batch included). "
-                 "zip counts what would be uploaded (see README: boto3 is not counted for the Python peers, "
-                 "since Lambda's Python runtime ships it).")
+                 "zip counts what would be uploaded (harness/artifacts.py: boto3 is not counted for the Python peers, "
+                 "since Lambda's Python runtime ships it; the async peer's own botocore, which aiobotocore pins, is).")
     lines.append("")
 
     lines += cost_section(results, load_prices())
@@ -772,7 +781,7 @@ def write(results: dict, out_dir: Path) -> dict[str, Path]:
     return paths
 
 
-if __name__ == "__main__":  # re-render a report from its JSON
+if __name__ == "__main__":  # re-render a report from its JSON: cd bench && python -m harness.report FILE.json
     import sys
 
     data = json.loads(Path(sys.argv[1]).read_text())
