@@ -22,20 +22,14 @@ case "$ARCH" in
   *) die "ARCH must be arm64 or x86_64, not $ARCH" ;;
 esac
 
+ensure_venv aws # cargo-lambda, zig, SAM CLI, PyYAML
 # Before the build: refuse a visibility timeout below 6 x ConsumerTimeout +
 # MaximumBatchingWindowInSeconds and the other cross-parameter rules that
 # CloudFormation cannot check itself.
 # shellcheck disable=SC2206 # word splitting is the point: "K=V K=V"
-python3 infra/check_parameters.py "Architecture=$ARCH" ${PARAMETERS:-} \
+"$(venv_dir aws)/bin/python" infra/check_parameters.py "Architecture=$ARCH" ${PARAMETERS:-} \
   || die "parameters refused (PARAMETERS=\"${PARAMETERS:-}\"); see above"
-case " ${PARAMETERS:-} " in
-  *" ConsumerCompute=managed-instances "*)
-    [[ " ${PARAMETERS} " == *" ManagedInstancesSubnetIds="?* && " ${PARAMETERS} " == *" ManagedInstancesSecurityGroupIds="?* ]] \
-      || die "ConsumerCompute=managed-instances needs ManagedInstancesSubnetIds=subnet-...,subnet-... and ManagedInstancesSecurityGroupIds=sg-... in PARAMETERS"
-    ;;
-esac
 
-ensure_venv aws # cargo-lambda, zig, SAM CLI
 PATH="$(venv_dir aws)/bin:$PATH"
 export PATH
 export SAM_CLI_TELEMETRY="${SAM_CLI_TELEMETRY:-0}"
