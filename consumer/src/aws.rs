@@ -2,11 +2,16 @@
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use pipeline_aws::to_item as item;
 use pipeline_core::{attr, StoredRecord};
 
 use crate::store::{ObjectStore, RecordStore};
-use crate::{Config, Error, Pipeline};
+use crate::{Config, Pipeline, StoreError};
+
+const BATCH_WRITE: &str = "DynamoDB BatchWriteItem";
 
 /// Builds the pipeline with SDK clients derived from one shared `SdkConfig`.
 pub fn pipeline_from(
@@ -22,13 +27,15 @@ pub fn pipeline_from(
     }
 }
 
-/// The S3 client's settings. Each one measured (instructions per message,
+/// The S3 client's settings, each measured (instructions per message,
 /// bench/results/2026-12-01-cpu-per-message.md) and safe against AWS:
 /// - checksums only where an operation requires one: PutObject does not
 ///   (no Object Lock here), TLS guards the bytes in transit and S3 adds
 ///   its own checksum at rest;
 /// - no stalled-stream protection: every attempt has a time limit
 ///   (`CallTimeouts`), which bounds a stalled body as well.
+///
+/// The SDK's own retries stay on for S3: they are PutObject's one retry layer.
 pub fn s3_config(sdk: &aws_config::SdkConfig, force_path_style: bool) -> aws_sdk_s3::Config {
     use aws_sdk_s3::config::{
         RequestChecksumCalculation, ResponseChecksumValidation, StalledStreamProtectionConfig,
@@ -38,102 +45,47 @@ pub fn s3_config(sdk: &aws_config::SdkConfig, force_path_style: bool) -> aws_sdk
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-        .interceptor(LeanRequests {
-            unsigned_payload: true,
-        })
-        .endpoint_resolver(KeyFreeEndpoints::default())
         .build()
 }
 
-/// S3's endpoint rules read the bucket, region, endpoint and flags but not
-/// the object key (aws-sdk-s3 1.157: the `Key`, `Prefix` and `CopySource`
-/// parameters are bound and never used; the test below compares with the
-/// SDK's resolver). The SDK's one-entry cache is keyed on every parameter,
-/// so with a new key per put it misses twice per call (endpoint, then the
-/// endpoint-based auth scheme). This resolves without those three, so the
-/// cache hits.
-#[derive(Debug, Default)]
-pub struct KeyFreeEndpoints(aws_sdk_s3::config::endpoint::DefaultResolver);
-
-impl aws_sdk_s3::config::endpoint::ResolveEndpoint for KeyFreeEndpoints {
-    fn resolve_endpoint<'a>(
-        &'a self,
-        params: &'a aws_sdk_s3::config::endpoint::Params,
-    ) -> aws_sdk_s3::config::endpoint::EndpointFuture<'a> {
-        use aws_sdk_s3::config::endpoint::{EndpointFuture, Params};
-        let key_free = Params::builder()
-            .set_bucket(params.bucket().map(str::to_owned))
-            .set_region(params.region().map(str::to_owned))
-            .set_use_fips(params.use_fips())
-            .set_use_dual_stack(params.use_dual_stack())
-            .set_endpoint(params.endpoint().map(str::to_owned))
-            .set_force_path_style(params.force_path_style())
-            .set_accelerate(params.accelerate())
-            .set_use_global_endpoint(params.use_global_endpoint())
-            .set_use_object_lambda_endpoint(params.use_object_lambda_endpoint())
-            .set_disable_access_points(params.disable_access_points())
-            .set_disable_multi_region_access_points(params.disable_multi_region_access_points())
-            .set_use_arn_region(params.use_arn_region())
-            .set_use_s3_express_control_endpoint(params.use_s3_express_control_endpoint())
-            .set_disable_s3_express_session_auth(params.disable_s3_express_session_auth())
-            .build();
-        match key_free {
-            Ok(key_free) => {
-                EndpointFuture::new(async move { self.0.resolve_endpoint(&key_free).await })
-            }
-            Err(_) => self.0.resolve_endpoint(params),
-        }
-    }
-}
-
-/// Set once per call, before the SDK's own interceptors run: an unsigned
-/// payload (S3 only) and the SDK's telemetry-only interceptors switched off
-/// (user agent, invocation id, attempt info), with the SDK's own
-/// `disable_interceptor`, as its presigning does.
-#[derive(Debug)]
-pub struct LeanRequests {
-    unsigned_payload: bool,
-}
-
-impl aws_sdk_s3::config::Intercept for LeanRequests {
-    fn name(&self) -> &'static str {
-        "LeanRequests"
-    }
-
-    fn read_before_execution(
-        &self,
-        _context: &aws_sdk_s3::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
-        cfg: &mut aws_sdk_s3::config::ConfigBag,
-    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        use aws_smithy_runtime_api::client::interceptors::disable_interceptor;
-        let state = cfg.interceptor_state();
-        if self.unsigned_payload {
-            state.store_put(aws_runtime::auth::PayloadSigningOverride::UnsignedPayload);
-        }
-        const WHY: &str = "telemetry only; not sent (consumer LeanRequests)";
-        state.store_put(disable_interceptor::<
-            aws_runtime::user_agent::UserAgentInterceptor,
-        >(WHY));
-        state.store_put(disable_interceptor::<
-            aws_runtime::invocation_id::InvocationIdInterceptor,
-        >(WHY));
-        state.store_put(disable_interceptor::<
-            aws_runtime::request_info::RequestInfoInterceptor,
-        >(WHY));
-        Ok(())
-    }
-}
-
-/// The DynamoDB client's settings: no stalled-stream protection, as for S3.
+/// The DynamoDB client's settings: no stalled-stream protection, as for S3,
+/// and no SDK retries: [`Pipeline`]'s flush is BatchWriteItem's one retry
+/// layer (unprocessed items, throttling, 5xx and timeouts alike), so the two
+/// are never stacked and every retry fits the invocation's deadline.
 pub fn dynamodb_config(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Config {
     aws_sdk_dynamodb::config::Builder::from(sdk)
         .stalled_stream_protection(
             aws_sdk_dynamodb::config::StalledStreamProtectionConfig::disabled(),
         )
-        .interceptor(LeanRequests {
-            unsigned_payload: false,
-        })
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
         .build()
+}
+
+/// Whether another attempt of a failed call may succeed: throttling, a 5xx,
+/// a timeout or a connection that failed or was lost. A request the service
+/// refused (validation, access, a missing table) will not.
+pub fn retryable<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    /// Throttling codes of DynamoDB and S3 (AWS's error references).
+    const THROTTLING: &[&str] = &[
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "Throttling",
+        "SlowDown",
+    ];
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            service.raw().status().is_server_error()
+                || service
+                    .err()
+                    .code()
+                    .is_some_and(|c| THROTTLING.contains(&c))
+        }
+        _ => false,
+    }
 }
 
 /// [`ObjectStore`] on S3.
@@ -154,7 +106,7 @@ impl S3Objects {
 }
 
 impl ObjectStore for S3Objects {
-    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), Error> {
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -163,7 +115,7 @@ impl ObjectStore for S3Objects {
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|e| Error::PutObject(e.into()))?;
+            .map_err(|e| StoreError::new("S3 PutObject", retryable(&e), e))?;
         Ok(())
     }
 }
@@ -186,24 +138,24 @@ impl DynamoRecords {
 }
 
 impl RecordStore for DynamoRecords {
-    async fn put_batch(&self, records: &[StoredRecord]) -> Result<Vec<String>, Error> {
+    async fn put_batch(&self, records: &[StoredRecord]) -> Result<Vec<String>, StoreError> {
         let requests = records
             .iter()
             .map(|r| {
                 let put = PutRequest::builder()
                     .set_item(Some(item(r)))
                     .build()
-                    .map_err(|e| Error::BatchWrite(e.into()))?;
+                    .map_err(|e| StoreError::new(BATCH_WRITE, false, e))?;
                 Ok(WriteRequest::builder().put_request(put).build())
             })
-            .collect::<Result<Vec<_>, Error>>()?;
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let output = self
             .client
             .batch_write_item()
             .request_items(&self.table, requests)
             .send()
             .await
-            .map_err(|e| Error::BatchWrite(e.into()))?;
+            .map_err(|e| StoreError::new(BATCH_WRITE, retryable(&e), e))?;
         // A 200 can still leave part of the batch undone.
         let unprocessed = output
             .unprocessed_items
@@ -240,8 +192,23 @@ mod tests {
         }
     }
 
+    /// A DynamoDB error as it comes over the wire, through the SDK's own
+    /// deserializer.
+    fn dynamodb_error(status: u16, code: &str) -> aws_smithy_runtime_api::http::Response {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(status).expect("status"),
+            aws_smithy_types::body::SdkBody::from(format!(
+                r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"test"}}"#
+            )),
+        )
+    }
+
+    fn throttled() -> aws_smithy_runtime_api::http::Response {
+        dynamodb_error(400, "ProvisionedThroughputExceededException")
+    }
+
     #[test]
-    fn clients_skip_optional_checksums_and_stall_checks() {
+    fn clients_skip_optional_checksums_stall_checks_and_dynamodb_retries() {
         let sdk = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
@@ -263,73 +230,7 @@ mod tests {
             dynamodb.stalled_stream_protection().map(|c| c.is_enabled()),
             Some(false)
         );
-    }
-
-    #[test]
-    fn lean_requests_mark_the_payload_unsigned_and_turn_telemetry_off() {
-        use aws_runtime::auth::PayloadSigningOverride;
-        use aws_sdk_s3::config::{ConfigBag, Intercept};
-        use aws_smithy_runtime_api::client::interceptors::context::{Input, InterceptorContext};
-        use aws_smithy_runtime_api::client::interceptors::DisableInterceptor;
-        let ctx = InterceptorContext::new(Input::doesnt_matter());
-        for unsigned in [true, false] {
-            let mut cfg = ConfigBag::base();
-            LeanRequests {
-                unsigned_payload: unsigned,
-            }
-            .read_before_execution(&(&ctx).into(), &mut cfg)
-            .expect("never fails");
-            assert_eq!(
-                matches!(
-                    cfg.load::<PayloadSigningOverride>(),
-                    Some(PayloadSigningOverride::UnsignedPayload)
-                ),
-                unsigned
-            );
-            assert!(cfg
-                .load::<DisableInterceptor<aws_runtime::user_agent::UserAgentInterceptor>>()
-                .is_some());
-            assert!(cfg
-                .load::<DisableInterceptor<aws_runtime::invocation_id::InvocationIdInterceptor>>()
-                .is_some());
-            assert!(cfg
-                .load::<DisableInterceptor<aws_runtime::request_info::RequestInfoInterceptor>>()
-                .is_some());
-        }
-    }
-
-    #[tokio::test]
-    async fn key_free_endpoints_match_the_sdk_resolver() {
-        use aws_sdk_s3::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
-        let key_free = KeyFreeEndpoints::default();
-        let sdk = DefaultResolver::new();
-        let mut seen = std::collections::HashSet::new();
-        for (region, endpoint, path_style) in [
-            ("us-east-1", None, false),
-            ("eu-west-1", None, false),
-            ("eu-west-1", None, true),
-            ("us-east-1", Some("http://127.0.0.1:4566"), true),
-        ] {
-            for key in ["records/a.json", "records/ü b?.json", ""] {
-                let params = Params::builder()
-                    .bucket("my-bucket")
-                    .region(region)
-                    .set_endpoint(endpoint.map(str::to_owned))
-                    .force_path_style(path_style)
-                    .use_fips(false)
-                    .use_dual_stack(false)
-                    .accelerate(false)
-                    .key(key)
-                    .build()
-                    .expect("valid params");
-                let ours = key_free.resolve_endpoint(&params).await.expect("resolves");
-                let theirs = sdk.resolve_endpoint(&params).await.expect("resolves");
-                assert_eq!(ours, theirs, "{region} {endpoint:?} {path_style} {key:?}");
-                seen.insert(ours.url().to_owned());
-            }
-        }
-        // The shapes differ: regional, path-style, custom endpoint.
-        assert!(seen.len() >= 3, "{seen:?}");
+        assert_eq!(dynamodb.retry_config().map(|r| r.max_attempts()), Some(1));
     }
 
     #[tokio::test]
@@ -362,20 +263,74 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_whole_batch_error_is_an_error() {
-        let rule = mock!(aws_sdk_dynamodb::Client::batch_write_item).then_error(|| {
-            aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemError::ResourceNotFoundException(
-                aws_sdk_dynamodb::types::error::ResourceNotFoundException::builder()
-                    .message("no table")
-                    .build(),
-            )
+    async fn throttling_and_5xx_are_retryable_and_a_missing_table_is_not() {
+        let missing = mock!(aws_sdk_dynamodb::Client::batch_write_item)
+            .then_http_response(|| dynamodb_error(400, "ResourceNotFoundException"));
+        let invalid = mock!(aws_sdk_dynamodb::Client::batch_write_item)
+            .then_http_response(|| dynamodb_error(400, "ValidationException"));
+        let throttling =
+            mock!(aws_sdk_dynamodb::Client::batch_write_item).then_http_response(throttled);
+        let limit = mock!(aws_sdk_dynamodb::Client::batch_write_item)
+            .then_http_response(|| dynamodb_error(400, "RequestLimitExceeded"));
+        let server = mock!(aws_sdk_dynamodb::Client::batch_write_item)
+            .then_http_response(|| dynamodb_error(500, "InternalServerError"));
+        let cases = [
+            (&missing, false),
+            (&invalid, false),
+            (&throttling, true),
+            (&limit, true),
+            (&server, true),
+        ];
+        for (rule, expected) in cases {
+            let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [rule], |c| {
+                c.retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            });
+            let err = DynamoRecords::new(client, "tbl")
+                .put_batch(&[record("a")])
+                .await
+                .expect_err("must fail");
+            assert_eq!(
+                err.retryable,
+                expected,
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(&err)
+            );
+            assert_eq!(rule.num_calls(), 1, "one attempt per call");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_throttling_storm_longer_than_the_sdk_retries_is_ridden_out_before_the_deadline() {
+        use crate::{Config, Pipeline};
+        use lambda_batch::BatchHandler;
+        // Throttled eight times in a row (the SDK's standard mode gives up
+        // after three attempts), then accepted: one retry layer, the
+        // pipeline's, makes exactly nine calls and reports nothing.
+        let rule = mock!(aws_sdk_dynamodb::Client::batch_write_item)
+            .sequence()
+            .http_response(throttled)
+            .times(8)
+            .output(|| BatchWriteItemOutput::builder().build())
+            .build();
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule], |c| {
+            c.retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
         });
-        let client = mock_client!(aws_sdk_dynamodb, [&rule]);
-        let err = DynamoRecords::new(client, "tbl")
-            .put_batch(&[record("a")])
-            .await
-            .expect_err("must fail");
-        assert!(matches!(err, Error::BatchWrite(_)), "{err:?}");
+        let s3 = mock!(aws_sdk_s3::Client::put_object)
+            .then_output(|| PutObjectOutput::builder().build());
+        let mut config = Config::for_tests("bkt", "tbl");
+        config.backoff_base = std::time::Duration::from_millis(1);
+        config.backoff_cap = std::time::Duration::from_millis(8);
+        let pipeline = Pipeline {
+            objects: S3Objects::new(mock_client!(aws_sdk_s3, [&s3]), "bkt"),
+            records: DynamoRecords::new(client, "tbl"),
+            config,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let results = pipeline
+            .flush(vec![record("a"), record("b")], deadline)
+            .await;
+        assert_eq!(results, vec![Ok(()), Ok(())]);
+        assert_eq!(rule.num_calls(), 9);
     }
 
     #[tokio::test]
@@ -404,6 +359,6 @@ mod tests {
             .put("k", vec![])
             .await
             .expect_err("must fail");
-        assert!(matches!(err, Error::PutObject(_)), "{err:?}");
+        assert_eq!(err.operation, "S3 PutObject");
     }
 }

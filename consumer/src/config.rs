@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use lambda_batch::{DeadlinePolicy, FifoMode, Options, OptionsError};
 use pipeline_aws::CallTimeouts;
 use pipeline_core::env::{Env, EnvError};
-use sqs_batch::{DeadlinePolicy, FifoMode, Options};
 
 use crate::Error;
 
@@ -19,15 +19,18 @@ pub struct Config {
     pub records_prefix: String,
     /// The engine's settings: `MAX_CONCURRENCY` (messages, FIFO: groups, in
     /// flight), `FLUSH_CONCURRENCY` (BatchWriteItem calls in flight),
-    /// `BATCH_LINGER_MS`, `DEADLINE_MARGIN_PERCENT` / `_MIN_MS` / `_MAX_MS`,
-    /// `FIFO_MODE` (`group` or `batch`), `FAIL_ON_FULL_BATCH_FAILURE`.
+    /// `BATCH_LINGER_MS`, `BATCH_MAX_LINGER_MS`, `DEADLINE_MARGIN_PERCENT` /
+    /// `_MIN_MS` / `_MAX_MS`, `STEP_TIMEOUT_MS`, `FIFO_MODE` (`group` or
+    /// `batch`), `FAIL_ON_FULL_BATCH_FAILURE`. Every value the variables
+    /// accept is a valid engine: the engine never refuses them per invocation.
     pub engine: Options,
     /// `CALL_ATTEMPT_TIMEOUT_MS` / `CALL_TIMEOUT_MS`: limits of one HTTP
     /// attempt and of one whole S3 or DynamoDB call. The engine also cuts
     /// every call off at the invocation's hard deadline.
     pub call_timeouts: CallTimeouts,
-    /// `DYNAMODB_MAX_ATTEMPTS`: BatchWriteItem calls per chunk before its
-    /// unprocessed items become failures.
+    /// `DYNAMODB_MAX_ATTEMPTS`: BatchWriteItem attempts per chunk (the one
+    /// retry layer: unprocessed items, throttling, 5xx, timeouts) before its
+    /// items become failures; the invocation's deadline also ends them.
     pub dynamodb_max_attempts: u32,
     /// `DYNAMODB_BACKOFF_BASE_MS`: first backoff before retrying unprocessed items.
     pub backoff_base: Duration,
@@ -62,44 +65,7 @@ impl Config {
             }
             .into());
         }
-        let defaults = Options::default();
-        let margin = |name, default: Duration| -> Result<Duration, EnvError> {
-            let ms = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
-            Ok(Duration::from_millis(env.number(name, ms, 0, 600_000)?))
-        };
-        let deadline = DeadlinePolicy {
-            floor: margin("DEADLINE_MARGIN_MIN_MS", defaults.deadline.floor)?,
-            fraction: env.number("DEADLINE_MARGIN_PERCENT", 10, 0, 50)? as f64 / 100.0,
-            cap: margin("DEADLINE_MARGIN_MAX_MS", defaults.deadline.cap)?,
-            ..defaults.deadline
-        };
-        if deadline.cap < deadline.floor {
-            return Err(EnvError::Invalid {
-                name: "DEADLINE_MARGIN_MAX_MS",
-                reason: "must not be below DEADLINE_MARGIN_MIN_MS".to_owned(),
-            }
-            .into());
-        }
-        let fifo = match env.text("FIFO_MODE").as_deref().map(str::trim) {
-            None | Some("group") => FifoMode::StopGroup,
-            Some("batch") => FifoMode::StopBatch,
-            Some(other) => {
-                return Err(EnvError::Invalid {
-                    name: "FIFO_MODE",
-                    reason: format!("expected group or batch, got {other:?}"),
-                }
-                .into())
-            }
-        };
-        let engine = Options {
-            concurrency: env.number("MAX_CONCURRENCY", 64, 1, 10_000)? as usize,
-            flush_concurrency: env.number("FLUSH_CONCURRENCY", 4, 1, 400)? as usize,
-            linger: Duration::from_millis(env.number("BATCH_LINGER_MS", 5, 0, 1_000)?),
-            deadline,
-            fifo,
-            fail_on_full_batch_failure: env.flag_or("FAIL_ON_FULL_BATCH_FAILURE", true)?,
-            ..defaults
-        };
+        let engine = engine_options(&env)?;
         let call_timeouts = CallTimeouts {
             attempt: Duration::from_millis(env.number(
                 "CALL_ATTEMPT_TIMEOUT_MS",
@@ -123,7 +89,7 @@ impl Config {
                 .unwrap_or_else(|| pipeline_core::DEFAULT_RECORDS_PREFIX.to_owned()),
             engine,
             call_timeouts,
-            dynamodb_max_attempts: env.number("DYNAMODB_MAX_ATTEMPTS", 5, 1, 20)? as u32,
+            dynamodb_max_attempts: env.number("DYNAMODB_MAX_ATTEMPTS", 10, 1, 50)? as u32,
             backoff_base: Duration::from_millis(backoff_base),
             backoff_cap: Duration::from_millis(backoff_cap),
             metrics_namespace: env
@@ -144,6 +110,84 @@ impl Config {
         })
         .unwrap_or_else(|e| unreachable!("defaults are valid: {e}"))
     }
+}
+
+/// The engine's options from their variables. Each variable's range is one
+/// the engine accepts whatever the others say; what depends on another
+/// variable is checked here, at start-up, naming both.
+fn engine_options<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Options, Error> {
+    let ms = |name, default, max| -> Result<Duration, EnvError> {
+        Ok(Duration::from_millis(env.number(name, default, 0, max)?))
+    };
+    let deadline_floor = ms("DEADLINE_MARGIN_MIN_MS", 200, 600_000)?;
+    let deadline_cap = ms("DEADLINE_MARGIN_MAX_MS", 2_000, 600_000)?;
+    let fraction = env.number("DEADLINE_MARGIN_PERCENT", 10, 0, 50)? as f64 / 100.0;
+    if deadline_cap < deadline_floor {
+        return Err(EnvError::Invalid {
+            name: "DEADLINE_MARGIN_MAX_MS",
+            reason: format!(
+                "must not be below DEADLINE_MARGIN_MIN_MS ({} ms), got {} ms",
+                deadline_floor.as_millis(),
+                deadline_cap.as_millis()
+            ),
+        }
+        .into());
+    }
+    let deadline = DeadlinePolicy::new(deadline_floor, fraction, deadline_cap)
+        .map_err(|e| invalid("DEADLINE_MARGIN_PERCENT", &e))?;
+    let linger = ms("BATCH_LINGER_MS", 5, 1_000)?;
+    // Unset, max_linger follows a linger above its default of 100 ms.
+    let max_linger_default = u64::try_from(linger.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(100);
+    let max_linger = ms("BATCH_MAX_LINGER_MS", max_linger_default, 10_000)?;
+    if linger > max_linger {
+        return Err(EnvError::Invalid {
+            name: "BATCH_MAX_LINGER_MS",
+            reason: format!(
+                "must not be below BATCH_LINGER_MS ({} ms), got {} ms",
+                linger.as_millis(),
+                max_linger.as_millis()
+            ),
+        }
+        .into());
+    }
+    let step_timeout = match env.number("STEP_TIMEOUT_MS", 0, 0, 900_000)? {
+        0 => None,
+        n => Some(Duration::from_millis(n)),
+    };
+    let fifo = match env.text("FIFO_MODE").as_deref().map(str::trim) {
+        None | Some("group") => FifoMode::StopGroup,
+        Some("batch") => FifoMode::StopBatch,
+        Some(other) => {
+            return Err(EnvError::Invalid {
+                name: "FIFO_MODE",
+                reason: format!("expected group or batch, got {other:?}"),
+            }
+            .into())
+        }
+    };
+    Options::builder()
+        .concurrency(env.number("MAX_CONCURRENCY", 64, 1, 10_000)? as usize)
+        .flush_concurrency(env.number("FLUSH_CONCURRENCY", 4, 1, 400)? as usize)
+        .linger(linger)
+        .max_linger(max_linger)
+        .deadline(deadline)
+        .step_timeout(step_timeout)
+        .fifo(fifo)
+        .fail_on_full_batch_failure(env.flag_or("FAIL_ON_FULL_BATCH_FAILURE", true)?)
+        .build()
+        // Unreachable: every variable's range and the two cross-checks
+        // above cover what the builder refuses.
+        .map_err(|e| invalid("the engine options", &e))
+}
+
+fn invalid(name: &'static str, error: &OptionsError) -> Error {
+    EnvError::Invalid {
+        name,
+        reason: error.to_string(),
+    }
+    .into()
 }
 
 #[cfg(test)]
@@ -197,11 +241,11 @@ mod tests {
             ("FLUSH_CONCURRENCY", "2"),
         ])
         .expect("valid");
-        assert_eq!(c.engine.fifo, FifoMode::StopBatch);
-        assert!(!c.engine.fail_on_full_batch_failure);
-        assert_eq!(c.engine.flush_concurrency, 2);
+        assert_eq!(c.engine.fifo(), FifoMode::StopBatch);
+        assert!(!c.engine.fail_on_full_batch_failure());
+        assert_eq!(c.engine.flush_concurrency(), 2);
         assert_eq!(
-            c.engine.deadline.margin(Duration::from_secs(5)),
+            c.engine.deadline().margin(Duration::from_secs(5)),
             Duration::from_secs(1)
         );
         let err = from(&[

@@ -1,5 +1,6 @@
 //! SQS batch -> S3 object + DynamoDB item per message, with partial batch
-//! failures: the [`Pipeline`] processor plugged into the `sqs-batch` engine.
+//! failures: the [`Pipeline`] batch handler plugged into the `lambda-batch`
+//! engine.
 //!
 //! `main.rs` only wires clients to [`handle_invocation`].
 
@@ -13,7 +14,7 @@ pub mod processor;
 pub mod store;
 
 pub use config::Config;
-pub use error::{BoxError, Error};
+pub use error::{BoxError, Error, StoreError};
 pub use invoke::handle_invocation;
 pub use processor::{code, Pipeline, DYNAMODB_BATCH_LIMIT};
 pub use store::{ObjectStore, RecordStore};

@@ -1,6 +1,6 @@
 //! Lambda entry point of the consumer: wiring only.
 
-use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_batch::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
 
 #[global_allocator]
@@ -30,10 +30,10 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     // Shared by every invocation for the life of the process (and by
     // several at once under run_concurrent): built once, never freed.
     let pipeline: &'static _ = Box::leak(Box::new(consumer::pipeline_from(&sdk, config)));
-    let handler = service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+    // Errors reach Lambda under lambda-batch's errorType names
+    // (BatchAllFailed, BatchInvalidEvent, BatchDeadlineTooShort).
+    let handler = service_fn(move |event: LambdaEvent<SqsEvent>| {
         consumer::handle_invocation(pipeline, event.payload, event.context.deadline)
-            .await
-            .map_err(lambda_runtime::Error::from)
     });
     // Sequential, as `run`, unless AWS_LAMBDA_MAX_CONCURRENCY > 1.
     lambda_runtime::run_concurrent(handler).await

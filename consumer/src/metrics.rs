@@ -4,12 +4,44 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
-use sqs_batch::Report;
+use lambda_batch::sqs::SqsEvent;
+use lambda_batch::{FailureSummary, Report};
+
+/// What one invocation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Records in the event.
+    pub received: usize,
+    /// Messages stored.
+    pub succeeded: usize,
+    /// Messages reported failed.
+    pub failed: usize,
+}
+
+impl Counts {
+    /// The counts of a processed batch.
+    pub fn of(report: &Report<SqsEvent>) -> Self {
+        Self {
+            received: report.received(),
+            succeeded: report.succeeded(),
+            failed: report.failures().len(),
+        }
+    }
+
+    /// The counts of a batch in which nothing succeeded.
+    pub fn all_failed(summary: &FailureSummary) -> Self {
+        Self {
+            received: summary.received,
+            succeeded: 0,
+            failed: summary.failed,
+        }
+    }
+}
 
 /// The EMF document for one invocation.
 pub fn document(
     namespace: &str,
-    report: &Report,
+    counts: Counts,
     elapsed: Duration,
     now: SystemTime,
 ) -> serde_json::Value {
@@ -34,37 +66,34 @@ pub fn document(
             }]
         },
         "FunctionName": function,
-        "MessagesReceived": report.received,
-        "MessagesProcessed": report.succeeded,
-        "MessagesFailed": report.failures.len(),
+        "MessagesReceived": counts.received,
+        "MessagesProcessed": counts.succeeded,
+        "MessagesFailed": counts.failed,
         "BatchDuration": elapsed.as_secs_f64() * 1000.0,
     })
 }
 
 /// Writes the EMF line to stdout, where Lambda ships it to CloudWatch Logs.
-pub fn emit(namespace: &str, report: &Report, elapsed: Duration) {
+pub fn emit(namespace: &str, counts: Counts, elapsed: Duration) {
     println!(
         "{}",
-        document(namespace, report, elapsed, SystemTime::now())
+        document(namespace, counts, elapsed, SystemTime::now())
     );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqs_batch::Failure;
-
     #[test]
     fn document_declares_and_carries_each_metric() {
-        let report = Report {
+        let counts = Counts {
             received: 4,
             succeeded: 3,
-            duplicates: 0,
-            failures: vec![("m".into(), Failure::new("dynamodb_unprocessed", ""))],
+            failed: 1,
         };
         let doc = document(
             "NS",
-            &report,
+            counts,
             Duration::from_millis(12),
             UNIX_EPOCH + Duration::from_secs(1),
         );

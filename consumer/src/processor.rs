@@ -1,12 +1,14 @@
-//! The S3 + DynamoDB processor the engine runs: per message, its object to
-//! S3; per chunk of 25, the items to DynamoDB with BatchWriteItem.
+//! The S3 + DynamoDB batch handler the engine runs: per message, its object
+//! to S3; per chunk of 25, the items to DynamoDB with BatchWriteItem.
 
 use std::collections::hash_map::{Entry, HashMap};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::num::NonZeroUsize;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_smithy_types::error::display::DisplayErrorContext;
+use lambda_batch::sqs::SqsEvent;
+use lambda_batch::{BatchHandler, Failure, Record};
 use pipeline_core::{message_record_id, rfc3339_millis, s3_key, Body, StoredObject, StoredRecord};
-use sqs_batch::{Failure, Message, Processor};
 
 use crate::config::Config;
 use crate::store::{ObjectStore, RecordStore};
@@ -14,11 +16,16 @@ use crate::store::{ObjectStore, RecordStore};
 /// BatchWriteItem takes at most 25 requests.
 pub const DYNAMODB_BATCH_LIMIT: usize = 25;
 
-/// The consumer's reason codes, beside the engine's ([`sqs_batch::code`]).
+/// Shortest time worth starting another BatchWriteItem attempt with.
+const MIN_ATTEMPT_BUDGET: Duration = Duration::from_millis(50);
+
+/// The consumer's reason codes, beside the engine's ([`lambda_batch::code`]).
 pub mod code {
     /// PutObject failed; the item was not written.
     pub const S3_PUT_FAILED: &str = "s3_put_failed";
-    /// BatchWriteItem failed for the chunk holding the item.
+    /// BatchWriteItem failed for the chunk holding the item, with an error
+    /// another attempt would not fix, or still failing (throttled, 5xx,
+    /// timed out) when the attempts or the time ran out.
     pub const DYNAMODB_WRITE_FAILED: &str = "dynamodb_write_failed";
     /// The item was still unprocessed after every retry.
     pub const DYNAMODB_UNPROCESSED: &str = "dynamodb_unprocessed";
@@ -26,7 +33,7 @@ pub mod code {
     pub const REJECTED: &str = "rejected";
 }
 
-/// The stores and settings, built once at start-up; the engine's processor.
+/// The stores and settings, built once at start-up; the engine's handler.
 #[derive(Debug)]
 pub struct Pipeline<O, R> {
     /// Where objects go.
@@ -37,38 +44,38 @@ pub struct Pipeline<O, R> {
     pub config: Config,
 }
 
-impl<O: ObjectStore, R: RecordStore> Processor for Pipeline<O, R> {
-    type Body<'a>
-        = &'a str
-    where
-        Self: 'a;
+impl<O: ObjectStore, R: RecordStore> BatchHandler<SqsEvent> for Pipeline<O, R> {
+    /// The body is read from the record as it is: no copy, no parsing.
+    type Payload = ();
     type Output = StoredRecord;
 
-    async fn process(&self, message: Message<'_>, body: &str) -> Result<StoredRecord, Failure> {
+    fn batch_limit(&self) -> NonZeroUsize {
+        NonZeroUsize::new(DYNAMODB_BATCH_LIMIT).unwrap_or(NonZeroUsize::MIN)
+    }
+
+    async fn prepare(&self, (): (), message: Record<SqsEvent>) -> Result<StoredRecord, Failure> {
+        let body = message.body();
         if let Some(marker) = &self.config.reject_marker {
             if body.contains(marker.as_str()) {
-                tracing::warn!("body holds the reject marker; leaving it for the DLQ");
                 return Err(Failure::new(code::REJECTED, "body holds the reject marker"));
             }
         }
         let received_at = rfc3339_millis(message.first_received_ms().unwrap_or_else(epoch_ms_now));
         let key = message.message_attribute(pipeline_core::IDEMPOTENCY_KEY_ATTRIBUTE);
-        let id = message_record_id(message.id, key);
+        let id = message_record_id(message.message_id(), key);
         let key = s3_key(&self.config.records_prefix, &id);
         let object = StoredObject {
             id,
-            message_id: message.id,
+            message_id: message.message_id(),
             received_at: &received_at,
             body: Body::from_raw(body),
         };
         if let Err(err) = self.objects.put(&key, object.to_json()).await {
-            let detail = DisplayErrorContext(&err).to_string();
-            tracing::warn!(error = %detail, "S3 put failed");
-            return Err(Failure::new(code::S3_PUT_FAILED, detail));
+            return Err(Failure::new(code::S3_PUT_FAILED, DisplayErrorContext(&err)));
         }
         Ok(StoredRecord {
             id: id.to_string(),
-            message_id: message.id.to_owned(),
+            message_id: message.message_id().to_owned(),
             s3_key: key,
             received_at,
             body_bytes: body.len() as u64,
@@ -76,13 +83,10 @@ impl<O: ObjectStore, R: RecordStore> Processor for Pipeline<O, R> {
         })
     }
 
-    fn batch_limit(&self) -> usize {
-        DYNAMODB_BATCH_LIMIT
-    }
-
-    /// Writes one chunk of at most 25 items with distinct ids, retrying
-    /// unprocessed items with exponential backoff and full jitter while the
-    /// deadline allows.
+    /// Writes one chunk of at most 25 items with distinct ids. This is the
+    /// one retry layer for BatchWriteItem (the client makes one attempt per
+    /// call): unprocessed items, throttling, 5xx and timeouts are retried
+    /// with full-jitter backoff while attempts and the deadline allow.
     async fn flush(
         &self,
         records: Vec<StoredRecord>,
@@ -123,37 +127,46 @@ impl<O: ObjectStore, R: RecordStore> Processor for Pipeline<O, R> {
                     if pending.is_empty() {
                         break;
                     }
-                    let delay =
-                        pipeline_aws::backoff(attempt, config.backoff_base, config.backoff_cap);
-                    if attempt < config.dynamodb_max_attempts && Instant::now() + delay < deadline {
-                        tokio::time::sleep(delay).await;
-                        continue;
-                    }
-                    tracing::warn!(
-                        items = pending.len(),
-                        attempts = attempt,
-                        "items still unprocessed; reporting them as failed"
-                    );
                     Failure::new(
                         code::DYNAMODB_UNPROCESSED,
                         format_args!("still unprocessed after {attempt} BatchWriteItem calls"),
                     )
                 }
                 Err(err) => {
-                    let detail = DisplayErrorContext(&err).to_string();
-                    tracing::warn!(error = %detail, items = pending.len(), "BatchWriteItem failed");
-                    Failure::new(code::DYNAMODB_WRITE_FAILED, detail)
+                    let failure =
+                        Failure::new(code::DYNAMODB_WRITE_FAILED, DisplayErrorContext(&err));
+                    if !err.retryable {
+                        fail(&mut results, &indices, &failure);
+                        break;
+                    }
+                    failure
                 }
             };
-            for &i in &indices {
-                results[i] = Err(failure.clone());
+            let delay = pipeline_aws::backoff(attempt, config.backoff_base, config.backoff_cap);
+            let time_left = Instant::now() + delay + MIN_ATTEMPT_BUDGET < deadline;
+            if attempt < config.dynamodb_max_attempts && time_left {
+                tracing::debug!(
+                    items = pending.len(),
+                    attempt,
+                    ?delay,
+                    "retrying BatchWriteItem"
+                );
+                tokio::time::sleep(delay).await;
+                continue;
             }
+            fail(&mut results, &indices, &failure);
             break;
         }
         for (copy, of) in copies {
             results[copy] = results[of].clone();
         }
         results
+    }
+}
+
+fn fail(results: &mut [Result<(), Failure>], indices: &[usize], failure: &Failure) {
+    for &i in indices {
+        results[i] = Err(failure.clone());
     }
 }
 

@@ -1,11 +1,12 @@
 //! In-memory stores for handler tests.
+#![allow(dead_code)] // each test file uses a part
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use consumer::{BoxError, Error, ObjectStore, RecordStore};
+use consumer::{ObjectStore, RecordStore, StoreError};
 use pipeline_core::StoredRecord;
 
 /// Objects by key; puts of keys containing a listed message's id fail.
@@ -38,7 +39,7 @@ fn message_id_of(body: &[u8]) -> String {
 }
 
 impl ObjectStore for MemObjects {
-    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), Error> {
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         self.puts.fetch_add(1, Ordering::SeqCst);
@@ -51,9 +52,11 @@ impl ObjectStore for MemObjects {
             panic!("injected panic for {message_id}");
         }
         if self.fail.contains(&message_id) {
-            return Err(Error::PutObject(BoxError::from(format!(
-                "injected 503 SlowDown for {message_id}"
-            ))));
+            return Err(StoreError::new(
+                "S3 PutObject",
+                true,
+                format!("injected 503 SlowDown for {message_id}"),
+            ));
         }
         self.objects
             .lock()
@@ -63,6 +66,8 @@ impl ObjectStore for MemObjects {
     }
 }
 
+const BATCH_WRITE: &str = "DynamoDB BatchWriteItem";
+
 /// Items by id; can leave chosen ids unprocessed a number of times, or fail.
 #[derive(Default)]
 pub struct MemRecords {
@@ -70,8 +75,12 @@ pub struct MemRecords {
     /// Record id -> how many more calls leave it unprocessed (u32::MAX: always).
     pub unprocessed: Mutex<HashMap<String, u32>>,
     pub fail_all: bool,
-    /// Calls holding this record id fail as a whole.
+    /// Calls holding this record id fail as a whole, with an error another
+    /// attempt would not fix.
     pub fail_with: Option<String>,
+    /// How many calls from the first fail as a whole with a retryable error
+    /// (a throttling storm).
+    pub throttle_first: AtomicUsize,
     /// The ids sent in each call.
     pub calls: Mutex<Vec<Vec<String>>>,
 }
@@ -86,18 +95,31 @@ impl MemRecords {
 }
 
 impl RecordStore for MemRecords {
-    async fn put_batch(&self, records: &[StoredRecord]) -> Result<Vec<String>, Error> {
+    async fn put_batch(&self, records: &[StoredRecord]) -> Result<Vec<String>, StoreError> {
         let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
         self.calls.lock().expect("lock").push(ids.clone());
         // The real service rejects these outright; so does the fake.
         let distinct: HashSet<&String> = ids.iter().collect();
         if records.len() > 25 || distinct.len() != ids.len() {
-            return Err(Error::BatchWrite(BoxError::from(
+            return Err(StoreError::new(
+                BATCH_WRITE,
+                false,
                 "ValidationException: bad batch",
-            )));
+            ));
         }
         if self.fail_all || self.fail_with.as_ref().is_some_and(|id| ids.contains(id)) {
-            return Err(Error::BatchWrite(BoxError::from("InternalServerError")));
+            return Err(StoreError::new(BATCH_WRITE, false, "AccessDeniedException"));
+        }
+        let throttled = self
+            .throttle_first
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if throttled {
+            return Err(StoreError::new(
+                BATCH_WRITE,
+                true,
+                "ProvisionedThroughputExceededException",
+            ));
         }
         let mut left = Vec::new();
         let mut unprocessed = self.unprocessed.lock().expect("lock");

@@ -1,5 +1,5 @@
 //! Behaviour of the S3 + DynamoDB processor under the engine, with in-memory
-//! stores. The engine's own policies are tested in `sqs-batch/tests`.
+//! stores. The engine's own policies are tested in `lambda-batch/tests`.
 
 mod fakes;
 
@@ -7,11 +7,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use consumer::{code, Config, Pipeline};
 use fakes::{MemObjects, MemRecords};
+use lambda_batch::sqs::{SqsEvent, SqsMessage};
+use lambda_batch::{code as engine_code, Error, Options, Report};
 use pipeline_core::{record_id, s3_key};
-use sqs_batch::{code as engine_code, Error, Report};
 
 fn message(id: &str, body: &str) -> SqsMessage {
     let mut m = SqsMessage::default();
@@ -51,8 +51,12 @@ fn batch(n: usize) -> Vec<SqsMessage> {
 
 type State = Pipeline<MemObjects, MemRecords>;
 
-async fn handle(s: &State, event: &SqsEvent, deadline: Instant) -> Result<Report, Error> {
-    sqs_batch::process(s, event, deadline, &s.config.engine).await
+async fn handle(s: &State, event: &SqsEvent, deadline: Instant) -> Result<Report<SqsEvent>, Error> {
+    lambda_batch::process_batched(event.clone(), deadline, s, &s.config.engine).await
+}
+
+fn engine(f: impl FnOnce(lambda_batch::OptionsBuilder) -> lambda_batch::OptionsBuilder) -> Options {
+    f(Options::builder()).build().expect("valid options")
 }
 
 fn state(objects: MemObjects, records: MemRecords) -> State {
@@ -74,7 +78,7 @@ fn rid(message_id: &str) -> String {
     record_id(message_id).to_string()
 }
 
-fn failed_ids(state: &State, report: &Report) -> Vec<String> {
+fn failed_ids(state: &State, report: &Report<SqsEvent>) -> Vec<String> {
     let response = report.response();
     let ids: Vec<String> = response
         .batch_item_failures
@@ -95,8 +99,8 @@ fn failed_ids(state: &State, report: &Report) -> Vec<String> {
 async fn every_message_ends_as_one_object_and_one_item() {
     let s = state(MemObjects::default(), MemRecords::default());
     let report = handle(&s, &event(batch(7)), far()).await.expect("handled");
-    assert_eq!(report.succeeded, 7);
-    assert!(report.failures.is_empty());
+    assert_eq!(report.succeeded(), 7);
+    assert!(report.failures().is_empty());
     assert_eq!(s.objects.keys().len(), 7);
     assert_eq!(s.records.ids().len(), 7);
     let key = s3_key("records/", &record_id("m-3"));
@@ -119,8 +123,8 @@ async fn partial_failure_is_reported_by_message_id() {
     let s = state(objects, MemRecords::default());
     let report = handle(&s, &event(batch(5)), far()).await.expect("handled");
     assert_eq!(failed_ids(&s, &report), vec!["m-2"]);
-    assert!(report.failures[0].1.code() == code::S3_PUT_FAILED);
-    assert_eq!(report.succeeded, 4);
+    assert!(report.failures()[0].failure.code() == code::S3_PUT_FAILED);
+    assert_eq!(report.succeeded(), 4);
 }
 
 #[tokio::test]
@@ -150,7 +154,7 @@ async fn unprocessed_items_are_retried_until_stored() {
         .insert(rid("m-0"), 2);
     let s = state(MemObjects::default(), records);
     let report = handle(&s, &event(batch(3)), far()).await.expect("handled");
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert!(report.failures().is_empty(), "{:?}", report.failures());
     assert_eq!(s.records.calls().len(), 3, "first call plus two retries");
     assert_eq!(
         s.records.calls()[1],
@@ -170,7 +174,10 @@ async fn items_still_unprocessed_after_every_retry_are_reported_as_failures() {
     let s = state(MemObjects::default(), records);
     let report = handle(&s, &event(batch(3)), far()).await.expect("handled");
     assert_eq!(failed_ids(&s, &report), vec!["m-1"]);
-    assert_eq!(report.failures[0].1.code(), code::DYNAMODB_UNPROCESSED);
+    assert_eq!(
+        report.failures()[0].failure.code(),
+        code::DYNAMODB_UNPROCESSED
+    );
     assert_eq!(
         s.records.calls().len() as u32,
         s.config.dynamodb_max_attempts
@@ -181,7 +188,7 @@ async fn items_still_unprocessed_after_every_retry_are_reported_as_failures() {
 async fn more_than_25_items_are_chunked_without_duplicate_keys() {
     let s = state(MemObjects::default(), MemRecords::default());
     let report = handle(&s, &event(batch(60)), far()).await.expect("handled");
-    assert_eq!(report.succeeded, 60);
+    assert_eq!(report.succeeded(), 60);
     let calls = s.records.calls();
     assert_eq!(calls.len(), 3);
     for call in &calls {
@@ -225,12 +232,12 @@ async fn a_whole_chunk_write_error_fails_only_that_chunks_messages() {
         .iter()
         .cloned()
         .collect();
-    assert_eq!(report.failures.len(), failing.len());
+    assert_eq!(report.failures().len(), failing.len());
     assert!(report
-        .failures
+        .failures()
         .iter()
-        .all(|(id, f)| f.code() == code::DYNAMODB_WRITE_FAILED && failing.contains(&rid(id))));
-    assert_eq!(report.succeeded, 60 - failing.len());
+        .all(|f| f.failure.code() == code::DYNAMODB_WRITE_FAILED && failing.contains(&rid(&f.id))));
+    assert_eq!(report.succeeded(), 60 - failing.len());
     assert_eq!(s.records.ids().len(), 60 - failing.len());
 }
 
@@ -247,11 +254,18 @@ async fn an_all_failed_batch_fails_the_invocation_and_the_report_names_every_mes
     let err = handle(&s, &event(batch(10)), far())
         .await
         .expect_err("all failed");
-    let report = err.report().expect("the report comes with the error");
-    let ids = failed_ids(&s, report);
-    assert_eq!(ids, (0..10).map(|i| format!("m-{i}")).collect::<Vec<_>>());
+    let Error::AllFailed(summary) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((summary.received, summary.failed), (10, 10));
+    assert_eq!(err.error_type(), "BatchAllFailed");
     assert!(s.records.calls().is_empty());
-    s.config.engine.fail_on_full_batch_failure = false;
+    s.config.engine = engine(|o| o.fail_on_full_batch_failure(false));
+    let report = handle(&s, &event(batch(10)), far())
+        .await
+        .expect("reported");
+    let ids = failed_ids(&s, &report);
+    assert_eq!(ids, (0..10).map(|i| format!("m-{i}")).collect::<Vec<_>>());
     let report = handle(&s, &event(batch(10)), far())
         .await
         .expect("reported");
@@ -324,7 +338,7 @@ async fn fifo_unprocessed_item_fails_the_later_messages_of_its_group() {
     let report = handle(&s, &event(batch), far()).await.expect("handled");
     assert_eq!(failed_ids(&s, &report), vec!["a1", "a2"]);
     assert_eq!(
-        report.failures[1].1.code(),
+        report.failures()[1].failure.code(),
         engine_code::EARLIER_IN_GROUP_FAILED
     );
     let a2 = s3_key("records/", &record_id("a2"));
@@ -342,7 +356,7 @@ async fn near_the_deadline_finished_messages_are_stored_and_only_the_rest_report
         ..Default::default()
     };
     let mut s = state(objects, MemRecords::default());
-    s.config.engine.concurrency = 2;
+    s.config.engine = engine(|o| o.concurrency(2));
     // 700 ms: margin 200 ms, so new work starts until 500 ms and running
     // work is waited for until 600 ms. m-0 and m-1 end at 400 ms and are
     // written; m-2 and m-3 start at 400 ms and are cut off; m-4 and m-5
@@ -353,10 +367,16 @@ async fn near_the_deadline_finished_messages_are_stored_and_only_the_rest_report
         .expect("handled");
     assert!(Instant::now() < deadline, "returned after the deadline");
     assert_eq!(failed_ids(&s, &report), vec!["m-2", "m-3", "m-4", "m-5"]);
-    assert!(report
-        .failures
-        .iter()
-        .all(|(_, f)| f.code() == engine_code::DEADLINE));
+    let codes: Vec<&str> = report.failures().iter().map(|f| f.failure.code()).collect();
+    assert_eq!(
+        codes,
+        [
+            engine_code::DEADLINE,
+            engine_code::DEADLINE,
+            engine_code::NOT_STARTED,
+            engine_code::NOT_STARTED
+        ]
+    );
     assert_eq!(s.records.ids(), HashSet::from([rid("m-0"), rid("m-1")]));
     assert_eq!(
         s.objects.puts.load(Ordering::SeqCst),
@@ -384,8 +404,8 @@ async fn a_panicking_message_fails_alone() {
     let s = state(objects, MemRecords::default());
     let report = handle(&s, &event(batch(3)), far()).await.expect("handled");
     assert_eq!(failed_ids(&s, &report), vec!["m-1"]);
-    assert_eq!(report.failures[0].1.code(), engine_code::PANICKED);
-    assert_eq!(report.succeeded, 2);
+    assert_eq!(report.failures()[0].failure.code(), engine_code::PANICKED);
+    assert_eq!(report.succeeded(), 2);
 }
 
 #[tokio::test]
@@ -396,11 +416,7 @@ async fn a_record_without_message_id_fails_the_invocation_with_a_clear_error() {
     let err = handle(&s, &event(vec![message("a", "{}"), bad]), far())
         .await
         .expect_err("must fail");
-    assert!(matches!(err, Error::InvalidEvent(_)));
-    assert!(
-        err.to_string().contains("record 1 has no messageId"),
-        "{err}"
-    );
+    assert_eq!(err, Error::MissingItemIdentifier { index: 1 });
 }
 
 #[tokio::test]
@@ -410,11 +426,11 @@ async fn a_batch_of_10000_is_stored_with_bounded_concurrency() {
         ..Default::default()
     };
     let mut s = state(objects, MemRecords::default());
-    s.config.engine.concurrency = 50;
+    s.config.engine = engine(|o| o.concurrency(50));
     let report = handle(&s, &event(batch(10_000)), far())
         .await
         .expect("handled");
-    assert_eq!(report.succeeded, 10_000);
+    assert_eq!(report.succeeded(), 10_000);
     assert_eq!(s.records.ids().len(), 10_000);
     let max = s.objects.max_in_flight.load(Ordering::SeqCst);
     assert!(max <= 50, "max in flight {max}");
@@ -444,7 +460,7 @@ async fn bodies_with_the_reject_marker_are_reported_and_not_written() {
     let records = vec![message("a", "{}"), message("b", r#"{"x":"poison-pill"}"#)];
     let report = handle(&s, &event(records), far()).await.expect("handled");
     assert_eq!(failed_ids(&s, &report), vec!["b"]);
-    assert_eq!(report.failures[0].1.code(), code::REJECTED);
+    assert_eq!(report.failures()[0].failure.code(), code::REJECTED);
     assert_eq!(s.objects.keys().len(), 1);
     assert_eq!(s.records.ids(), HashSet::from([rid("a")]));
 }
@@ -466,7 +482,7 @@ async fn bodies_at_the_sqs_size_limit_are_stored_whole() {
         message("big-text", &text_body),
     ];
     let report = handle(&s, &event(records), far()).await.expect("handled");
-    assert!(report.failures.is_empty());
+    assert!(report.failures().is_empty());
     let items = s.records.items.lock().expect("lock").clone();
     assert_eq!(items[&rid("big-json")].body_bytes, limit as u64);
     let object = s
@@ -493,7 +509,7 @@ async fn unusual_unicode_survives_as_valid_json() {
         .collect();
     let s = state(MemObjects::default(), MemRecords::default());
     let report = handle(&s, &event(records), far()).await.expect("handled");
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert!(report.failures().is_empty(), "{:?}", report.failures());
     for (i, raw) in bodies.iter().enumerate() {
         let object = s
             .objects
@@ -527,7 +543,7 @@ async fn message_attributes_of_every_type_and_a_missing_receipt_handle_are_fine(
     }]));
     let s = state(MemObjects::default(), MemRecords::default());
     let report = handle(&s, &e, far()).await.expect("handled");
-    assert_eq!(report.succeeded, 1);
+    assert_eq!(report.succeeded(), 1);
 }
 
 #[tokio::test]
@@ -567,7 +583,7 @@ async fn fifo_groups_share_dynamodb_calls() {
         .collect();
     let s = state(MemObjects::default(), MemRecords::default());
     let report = handle(&s, &event(batch), far()).await.expect("handled");
-    assert_eq!(report.succeeded, 30);
+    assert_eq!(report.succeeded(), 30);
     // Ten groups of three: each step of the ten groups shares one call.
     let calls = s.records.calls();
     assert_eq!(
@@ -598,8 +614,8 @@ async fn two_messages_with_one_idempotency_key_in_a_batch_are_one_item_and_both_
     let s = state(MemObjects::default(), MemRecords::default());
     let records = vec![keyed("first-send"), message("other", "{}"), keyed("resend")];
     let report = handle(&s, &event(records), far()).await.expect("handled");
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
-    assert_eq!(report.succeeded, 3);
+    assert!(report.failures().is_empty(), "{:?}", report.failures());
+    assert_eq!(report.succeeded(), 3);
     let id = pipeline_core::message_record_id("first-send", Some("order-7")).to_string();
     assert_eq!(s.records.ids(), HashSet::from([id, rid("other")]));
     for call in s.records.calls() {
@@ -610,4 +626,33 @@ async fn two_messages_with_one_idempotency_key_in_a_batch_are_one_item_and_both_
             "one key twice in one call: {call:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_throttling_storm_that_ends_before_the_deadline_is_ridden_out_and_nothing_is_reported() {
+    // BatchWriteItem throttled 8 times in a row (longer than the SDK's three
+    // attempts), then accepted: the pipeline's retries carry the chunk.
+    let records = MemRecords::default();
+    records.throttle_first.store(8, Ordering::SeqCst);
+    let s = state(MemObjects::default(), records);
+    let report = handle(&s, &event(batch(10)), far()).await.expect("handled");
+    assert!(report.failures().is_empty(), "{:?}", report.failures());
+    assert_eq!(s.records.calls().len(), 9);
+    assert_eq!(s.records.ids().len(), 10);
+}
+
+#[tokio::test]
+async fn a_throttled_chunk_is_reported_when_the_deadline_leaves_no_time_to_retry() {
+    let records = MemRecords::default();
+    records.throttle_first.store(usize::MAX, Ordering::SeqCst);
+    let mut s = state(MemObjects::default(), records);
+    s.config.backoff_base = Duration::from_millis(200);
+    s.config.backoff_cap = Duration::from_millis(200);
+    let deadline = Instant::now() + Duration::from_millis(1_500);
+    let report = handle(&s, &event(batch(3)), deadline)
+        .await
+        .expect_err("nothing stored")
+        .to_string();
+    assert!(Instant::now() < deadline, "answered before the deadline");
+    assert!(report.contains("dynamodb_write_failed x3"), "{report}");
 }

@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::SqsEvent;
-use consumer::{BoxError, Config, Error, ObjectStore, Pipeline, RecordStore};
+use consumer::{Config, ObjectStore, Pipeline, RecordStore, StoreError};
+use lambda_batch::sqs::SqsEvent;
 use libfuzzer_sys::fuzz_target;
 use pipeline_core::StoredRecord;
 
@@ -18,12 +18,12 @@ use pipeline_core::StoredRecord;
 struct Objects(Mutex<HashMap<String, Vec<u8>>>);
 
 impl ObjectStore for Objects {
-    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), Error> {
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
         let object: serde_json::Value =
             serde_json::from_slice(&body).expect("stored object is JSON");
         let message_id = object["messageId"].as_str().expect("messageId").to_owned();
         if message_id.ends_with('7') {
-            return Err(Error::PutObject(BoxError::from("injected")));
+            return Err(StoreError::new("S3 PutObject", false, "injected"));
         }
         self.0.lock().expect("lock").insert(key.to_owned(), body);
         Ok(())
@@ -35,7 +35,7 @@ impl ObjectStore for Objects {
 struct Items(Mutex<HashMap<String, StoredRecord>>);
 
 impl RecordStore for Items {
-    async fn put_batch(&self, records: &[StoredRecord]) -> Result<Vec<String>, Error> {
+    async fn put_batch(&self, records: &[StoredRecord]) -> Result<Vec<String>, StoreError> {
         let ids: HashSet<&String> = records.iter().map(|r| &r.id).collect();
         assert!(
             records.len() <= 25 && ids.len() == records.len(),
@@ -62,7 +62,10 @@ fuzz_target!(|data: &[u8]| {
     config.backoff_cap = Duration::from_millis(1);
     config.dynamodb_max_attempts = 2;
     // Every failure is reported, never turned into an invocation error.
-    config.engine.fail_on_full_batch_failure = false;
+    config.engine = lambda_batch::Options::builder()
+        .fail_on_full_batch_failure(false)
+        .build()
+        .expect("valid");
     let state = Pipeline {
         objects: Objects::default(),
         records: Items::default(),
@@ -72,10 +75,10 @@ fuzz_target!(|data: &[u8]| {
         .enable_all()
         .build()
         .expect("runtime");
-    let result = runtime.block_on(sqs_batch::process(
-        &state,
-        &event,
+    let result = runtime.block_on(lambda_batch::process_batched(
+        event.clone(),
         Instant::now() + Duration::from_secs(60),
+        &state,
         &state.config.engine,
     ));
     let ids: HashSet<&str> = event
@@ -129,7 +132,7 @@ fuzz_target!(|data: &[u8]| {
     );
     // FIFO (decided by the queue's ARN): within a group, nothing after a
     // failed message is stored.
-    if sqs_batch::is_fifo(&event.records) {
+    if lambda_batch::sqs::is_fifo(&event.records) {
         // Duplicates of a message id are handled with its first record.
         let (mut blocked, mut seen) = (HashSet::new(), HashSet::new());
         for r in &event.records {
