@@ -519,9 +519,11 @@ async fn handle(
                 "response dropped by the fault proxy after the upstream answered",
             ));
         }
-        Some(Fault::Unprocessed(share)) => return unprocessed(&shared, &call, body, share).await,
+        Some(Fault::Unprocessed(share)) => {
+            return unprocessed(&shared, &call, json_body(&body)?, share).await
+        }
         Some(Fault::SqsPartialFailed(share)) => {
-            return partial_failed(&shared, &call, body, share).await
+            return partial_failed(&shared, &call, json_body(&body)?, share).await
         }
         // Answered by canned_error above.
         Some(_) | None => body,
@@ -785,13 +787,17 @@ fn split<T>(items: Vec<T>, share: f64) -> (Vec<T>, Vec<T>) {
     (kept, held)
 }
 
+/// A JSON request body, parsed.
+fn json_body(body: &Bytes) -> Result<Value, std::io::Error> {
+    serde_json::from_slice(body).map_err(std::io::Error::other)
+}
+
 async fn unprocessed(
     shared: &Shared,
     call: &Call,
-    body: Bytes,
+    mut request: Value,
     share: f64,
 ) -> Result<Answer, std::io::Error> {
-    let mut request: Value = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
     let mut held_back = serde_json::Map::new();
     if let Some(tables) = request["RequestItems"].as_object_mut() {
         for (table, writes) in tables.iter_mut() {
@@ -880,10 +886,9 @@ async fn forward_json(
 async fn partial_failed(
     shared: &Shared,
     call: &Call,
-    body: Bytes,
+    mut request: Value,
     share: f64,
 ) -> Result<Answer, std::io::Error> {
-    let mut request: Value = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
     let entries = request["Entries"].as_array().cloned().unwrap_or_default();
     let (kept, held) = split(entries, share);
     let failed: Vec<Value> = held
