@@ -21,7 +21,7 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo doc -D warnings: the engine crate and the contract"
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -p sqs-batch -p pipeline-core
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -p lambda-batch -p pipeline-core
 
 if [[ "${SKIP_E2E:-0}" == 1 ]]; then
   step "unit tests (SKIP_E2E=1)"

@@ -113,6 +113,10 @@ impl ObjectStore for S3Objects {
             .key(key)
             .content_type("application/json")
             .body(ByteStream::from(body))
+            // No SHA-256 of the body for SigV4: TLS protects it in transit
+            // and S3 checksums it at rest (the SDK's public per-call switch).
+            .customize()
+            .disable_payload_signing()
             .send()
             .await
             .map_err(|e| StoreError::new("S3 PutObject", retryable(&e), e))?;

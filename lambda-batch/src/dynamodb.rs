@@ -6,7 +6,7 @@
 //!   record starts, and only the first record that did not succeed is
 //!   reported.
 //! - Records of the same item (equal `Keys`) run in order; other items run
-//!   concurrently ([`StreamOrder::PerKey`](crate::StreamOrder::PerKey)).
+//!   concurrently ([`StreamOrder::PerKey`]).
 //! - Images come in DynamoDB's attribute-value JSON; [`NewImage<T>`],
 //!   [`OldImage<T>`], [`Keys<T>`] and [`Change<T>`] deserialize them into
 //!   your types with `serde_dynamo`. Which images a record has depends on

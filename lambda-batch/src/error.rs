@@ -86,7 +86,7 @@ impl fmt::Display for FailureSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "every record of the batch failed ({} of {} received)",
+            "no record of the batch succeeded: {} of {} will be delivered again",
             self.failed, self.received
         )?;
         for (i, (code, n)) in self.by_code.iter().enumerate() {

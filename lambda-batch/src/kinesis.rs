@@ -5,7 +5,7 @@
 //!   record from it on again, so once a record fails the engine starts no
 //!   later record, and reports only the first record that did not succeed.
 //! - Records with the same partition key run in order; different keys run
-//!   concurrently ([`StreamOrder::PerKey`](crate::StreamOrder::PerKey)), as
+//!   concurrently ([`StreamOrder::PerKey`]), as
 //!   with `ParallelizationFactor`.
 //! - `data` arrives base64-encoded; the event type decodes it to bytes.
 //!   [`Json<T>`](crate::Json), `String` and `Vec<u8>` take it from there.

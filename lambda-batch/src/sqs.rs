@@ -5,7 +5,7 @@
 //! - FIFO is decided by the queue (an `eventSourceARN` ending in `.fifo`),
 //!   never by `MessageGroupId`, which standard queues accept for fair
 //!   queueing since 2025 and which says nothing about order there.
-//! - On a FIFO queue, [`FifoMode`](crate::FifoMode) says what a failure
+//! - On a FIFO queue, [`FifoMode`] says what a failure
 //!   stops: the rest of its group (default) or the rest of the batch.
 
 use std::collections::HashMap;

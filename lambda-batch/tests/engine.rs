@@ -513,7 +513,7 @@ async fn the_all_failed_error_stays_short_on_a_batch_of_10000_with_many_codes() 
     let text = err.to_string();
     assert!(text.len() < 300, "{} characters: {text}", text.len());
     assert!(
-        text.starts_with("every record of the batch failed (10000 of 10000 received)"),
+        text.starts_with("no record of the batch succeeded: 10000 of 10000 will be delivered again"),
         "{text}"
     );
     assert!(text.ends_with("other codes x8000"), "{text}");

@@ -5,6 +5,8 @@
 
 pub mod audit;
 pub mod proxy;
+pub mod runtime_api;
+pub mod streams;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
