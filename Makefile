@@ -38,7 +38,7 @@ lint: ## Clippy with warnings as errors
 check-infra: ## cfn-lint, sam validate, checkov, least-privilege IAM test, cargo deny (offline)
 	infra/check.sh
 
-package: ## x86_64 Lambda zips for provided.al2023 (cargo zigbuild, glibc 2.34); prints sizes
+package: ## x86_64 Lambda zips for provided.al2023 (cargo lambda, glibc 2.34); prints sizes
 	infra/package.sh
 
 deploy: ## Build for arm64 with cargo lambda and sam deploy to your AWS account (ARCH, PARAMETERS)

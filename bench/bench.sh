@@ -8,9 +8,9 @@
 # says so and measures the Python peers only.
 # BENCH_PYTHON picks the interpreter they are made from (default python3).
 # Two environments, not one: the peers' (python/.venv, group peers) mirrors
-# what a Lambda function would ship, boto3 1.44 among it, while the harness
-# runs in the local stack's .venv (group emulator), whose ministack needs
-# botocore < 1.44.
+# what a Lambda function would ship (boto3, aiobotocore and the botocore
+# aiobotocore pins), while the harness runs in the local stack's .venv
+# (group emulator), whose awscli pins another botocore.
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

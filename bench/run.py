@@ -22,6 +22,7 @@ sys.path.insert(0, str(BENCH_DIR))
 
 from harness import quota, report  # noqa: E402
 from harness.driver import Profile, Run, Settings  # noqa: E402
+from harness.functions import NAMES  # noqa: E402
 
 # What each mode runs. The sweep's reps are bounded by a time budget per
 # cell (function x memory size x batch size): at least min_reps, then more
@@ -40,9 +41,6 @@ MODES = {
                   sweep_warmup=0, sweep_min_reps=1, sweep_max_reps=1, sweep_cell_seconds=0.0,
                   instructions="rust", instructions_batch=20, instructions_invocations=1),
 }
-
-ALL_FUNCTIONS = ["rust", "python-plain", "python-powertools", "node-powertools"]
-
 
 def _profiles(text: str) -> list[Profile]:
     try:
@@ -94,7 +92,7 @@ def main(argv=None) -> int:
                    help="CI: 1 repetition, small batches, every function at one quota (512 MB); under 2 minutes")
     p.add_argument("--quick", action="store_true",
                    help="a few minutes: 0 ms rows only, memory sizes 128/512/1769, fewer repetitions")
-    p.add_argument("--functions", default=",".join(ALL_FUNCTIONS), help="comma list of %s" % ALL_FUNCTIONS)
+    p.add_argument("--functions", default=",".join(NAMES), help="comma list of %s" % NAMES)
     p.add_argument("--rust-bootstrap", default=None,
                    help="path of the Rust consumer binary (default: $BENCH_RUST_BOOTSTRAP, then "
                         "$CARGO_TARGET_DIR/release/consumer, ~/.cache/sqs-pipeline/target/release/consumer, "
@@ -144,7 +142,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
 
     functions = [f.strip() for f in a.functions.split(",") if f.strip()]
-    unknown = set(functions) - set(ALL_FUNCTIONS)
+    unknown = set(functions) - set(NAMES)
     if unknown:
         p.error(f"unknown functions: {sorted(unknown)}")
     if a.smoke and a.quick:

@@ -13,8 +13,9 @@
 #   least-privilege   infra/least_privilege.py: no wildcard IAM, exact action sets
 #   cargo-deny        licenses, bans, sources always; advisories when the
 #                     RustSec database can be fetched (it lives on GitHub)
-#   lambda-zips       .local/dist/*.zip (infra/local/build.sh): one executable
-#                     bootstrap each, glibc <= 2.34 (provided.al2023)
+# What is deployed is zipped by cargo lambda (infra/deploy-aws.sh,
+# infra/package.sh), linked by zig against glibc 2.34 (provided.al2023's):
+# one executable bootstrap and the glibc ceiling hold by construction.
 # Tools are pinned (uv.lock's groups lint and checkov, CARGO_DENY_VERSION) and
 # installed once into .venv-infra/{aws,checkov} and ~/.cargo/bin; later runs
 # only check.
@@ -28,7 +29,6 @@ cd "$REPO"
 source infra/tools.sh
 LINT_BIN="$(venv_dir aws)/bin"
 TEMPLATE="${TEMPLATE:-infra/template.yaml}" # another template, e.g. to see a check fail
-MAX_GLIBC=2.34
 VARIANTS_DIR="$REPO/.local/infra-variants"
 
 # No AWS account, no network: SAM CLI must neither phone home nor find real
@@ -126,16 +126,7 @@ step_cargo_deny() {
   return 1
 }
 
-step_lambda_zips() {
-  local zips=("$REPO/.local/dist/consumer.zip" "$REPO/.local/dist/producer.zip")
-  if [[ ! -f "${zips[0]}" || ! -f "${zips[1]}" ]]; then
-    warn "no .local/dist zips (run infra/local/build.sh); glibc check skipped"
-    return 0
-  fi
-  python3 infra/lambda_zip.py --max-glibc "$MAX_GLIBC" "${zips[@]}" || return 1
-}
-
-all_steps=(uv-lock cfn-lint sam-validate checkov least-privilege cargo-deny lambda-zips)
+all_steps=(uv-lock cfn-lint sam-validate checkov least-privilege cargo-deny)
 steps=("$@")
 [[ ${#steps[@]} -gt 0 ]] || steps=("${all_steps[@]}")
 

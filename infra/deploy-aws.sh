@@ -17,25 +17,19 @@ source infra/tools.sh
 
 ARCH="${ARCH:-arm64}"
 case "$ARCH" in
-  arm64) triple=aarch64-unknown-linux-gnu flag=--arm64 ;;
-  x86_64) triple=x86_64-unknown-linux-gnu flag=--x86-64 ;;
+  arm64) triple=aarch64-unknown-linux-gnu ;;
+  x86_64) triple=x86_64-unknown-linux-gnu ;;
   *) die "ARCH must be arm64 or x86_64, not $ARCH" ;;
 esac
 
+ensure_venv aws # cargo-lambda, zig, SAM CLI, PyYAML
 # Before the build: refuse a visibility timeout below 6 x ConsumerTimeout +
 # MaximumBatchingWindowInSeconds and the other cross-parameter rules that
 # CloudFormation cannot check itself.
 # shellcheck disable=SC2206 # word splitting is the point: "K=V K=V"
-python3 infra/check_parameters.py "Architecture=$ARCH" ${PARAMETERS:-} \
+"$(venv_dir aws)/bin/python" infra/check_parameters.py "Architecture=$ARCH" ${PARAMETERS:-} \
   || die "parameters refused (PARAMETERS=\"${PARAMETERS:-}\"); see above"
-case " ${PARAMETERS:-} " in
-  *" ConsumerCompute=managed-instances "*)
-    [[ " ${PARAMETERS} " == *" ManagedInstancesSubnetIds="?* && " ${PARAMETERS} " == *" ManagedInstancesSecurityGroupIds="?* ]] \
-      || die "ConsumerCompute=managed-instances needs ManagedInstancesSubnetIds=subnet-...,subnet-... and ManagedInstancesSecurityGroupIds=sg-... in PARAMETERS"
-    ;;
-esac
 
-ensure_venv aws # cargo-lambda, zig, SAM CLI
 PATH="$(venv_dir aws)/bin:$PATH"
 export PATH
 export SAM_CLI_TELEMETRY="${SAM_CLI_TELEMETRY:-0}"
@@ -48,12 +42,11 @@ if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "
 fi
 
 # The template's CodeUri is ../target/lambda/<fn>/bootstrap.zip, relative to
-# infra/: write the zips there whatever CARGO_TARGET_DIR says.
-log "cargo lambda build --release $flag --output-format zip"
-cargo lambda build --release "$flag" --output-format zip --lambda-dir "$REPO/target/lambda" \
+# infra/: write the zips there whatever CARGO_TARGET_DIR says. The `.2.34`
+# suffix links against glibc 2.34 (zig), what provided.al2023 ships.
+log "cargo lambda build --release --target $triple.2.34 --output-format zip"
+cargo lambda build --release --target "$triple.2.34" --output-format zip --lambda-dir "$REPO/target/lambda" \
   --package consumer --package producer --locked
-python3 infra/lambda_zip.py --arch "$ARCH" \
-  target/lambda/consumer/bootstrap.zip target/lambda/producer/bootstrap.zip
 
 # shellcheck disable=SC2206 # word splitting is the point: "K=V K=V"
 args=(--config-file samconfig.toml --parameter-overrides "Architecture=$ARCH" ${PARAMETERS:-})

@@ -1,5 +1,5 @@
-# The repository's one script library: logging, the Python environments, the
-# cargo target dir and the Lambda zip writer. Source it; do not execute it.
+# The repository's one script library: logging, the Python environments and
+# the cargo target dir. Source it; do not execute it.
 # It points nothing at AWS or at the emulator (infra/deploy-aws.sh uses it
 # with real credentials); infra/local/lib.sh sources it and adds the
 # emulator's settings.
@@ -120,10 +120,6 @@ cargo_target_dir() {
   (cd "$REPO" && cargo metadata --format-version 1 --no-deps) \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'
 }
-
-# lambda_zip BINARY ZIP: the Lambda zip of one executable `bootstrap`,
-# reproducible (infra/lambda_zip.py pack).
-lambda_zip() { python3 "$REPO/infra/lambda_zip.py" pack "$1" "$2"; }
 
 ensure_cargo_deny() {
   if [[ "$(cargo deny --version 2>/dev/null)" == "cargo-deny $CARGO_DENY_VERSION" ]]; then

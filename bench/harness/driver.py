@@ -257,11 +257,12 @@ def machine_info(venv: Path) -> dict:
     try:
         out = subprocess.run(
             [str(venv / "bin" / "python"), "-c",
-             "from importlib.metadata import version as v; print(v('boto3'), v('aws-lambda-powertools'), v('awslambdaric'))"],
+             "from importlib.metadata import version as v; "
+             "print(v('boto3'), v('aws-lambda-powertools'), v('awslambdaric'), v('aiobotocore'))"],
             capture_output=True, text=True, timeout=30,
         )
-        boto3_v, pt_v, ric_v = out.stdout.split()
-        info.update(peer_boto3=boto3_v, peer_powertools=pt_v, peer_awslambdaric=ric_v)
+        boto3_v, pt_v, ric_v, aio_v = out.stdout.split()
+        info.update(peer_boto3=boto3_v, peer_powertools=pt_v, peer_awslambdaric=ric_v, peer_aiobotocore=aio_v)
     except (OSError, subprocess.SubprocessError, ValueError):
         pass
     try:
@@ -342,6 +343,7 @@ class Run:
             self.results["functions"][sp.name] = {
                 "kind": sp.kind,
                 "command": " ".join(sp.argv),
+                "concurrency": sp.concurrency,
                 "status": "missing" if sp.missing else "pending",
                 "error": sp.missing,
                 "init_ms": [],

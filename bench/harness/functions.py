@@ -28,6 +28,7 @@ class FunctionSpec:
     handler: str
     extra_env: dict[str, str] = field(default_factory=dict)
     missing: str | None = None  # why it cannot run, if it cannot
+    concurrency: str = ""  # how it runs a batch's messages, as the report's ratios say it
 
     @property
     def arn(self) -> str:
@@ -54,6 +55,7 @@ def rust_spec(path: str | None) -> FunctionSpec:
         argv=[str(found or candidates[0])],
         cwd=(found or candidates[0]).parent,
         handler="bootstrap",
+        concurrency="bounded concurrent (MAX_CONCURRENCY messages at once)",
     )
     if found is None:
         spec.missing = (
@@ -64,6 +66,19 @@ def rust_spec(path: str | None) -> FunctionSpec:
             "--rust-bootstrap at it."
         )
     return spec
+
+
+# (name, folder under bench/python, how it runs a batch): the Python peers in report order.
+PYTHON_PEERS = [
+    ("python-plain", "plain", "bounded concurrent (a pool of MAX_CONCURRENCY threads)"),
+    ("python-powertools-async", "powertools-async",
+     "concurrent via asyncio (AsyncBatchProcessor; MAX_CONCURRENCY connections)"),
+    ("python-powertools-sequential", "powertools-sequential", "sequential (BatchProcessor: one record at a time)"),
+]
+PYTHON_SHARED = BENCH_DIR / "python" / "shared"
+# Every function in report order: the fairest peer of Rust (the same concurrency model) first,
+# the sequential one last.
+NAMES = ["rust", "python-powertools-async", "python-plain", "node-powertools", "python-powertools-sequential"]
 
 
 def python_specs(venv: Path) -> list[FunctionSpec]:
@@ -79,7 +94,7 @@ def python_specs(venv: Path) -> list[FunctionSpec]:
     except (OSError, subprocess.SubprocessError) as error:
         missing = f"Python peers' venv not usable at {venv} ({error}); run bench/bench.sh to create it"
     specs = []
-    for name, folder in (("python-plain", "plain"), ("python-powertools", "powertools")):
+    for name, folder, concurrency in PYTHON_PEERS:
         specs.append(
             FunctionSpec(
                 name=name,
@@ -92,8 +107,11 @@ def python_specs(venv: Path) -> list[FunctionSpec]:
                     # /var/task is read-only on Lambda: no .pyc is written there.
                     "PYTHONDONTWRITEBYTECODE": "1",
                     "PYTHONUNBUFFERED": "1",
+                    # contract.py, which every Python peer's zip holds beside handler.py.
+                    "PYTHONPATH": str(PYTHON_SHARED),
                 },
                 missing=missing,
+                concurrency=concurrency,
             )
         )
     return specs
@@ -137,6 +155,7 @@ def node_specs(node_dir: Path = NODE_DIR) -> list[FunctionSpec]:
                 "LAMBDA_RUNTIME_DIR": str(ric),
             },
             missing=missing,
+            concurrency="parallel (BatchProcessor: every record at once; MAX_CONCURRENCY sockets per client)",
         )
     ]
 

@@ -303,7 +303,7 @@ def format_table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--functions", default="rust,python-plain,python-powertools",
+    p.add_argument("--functions", default="rust,python-plain,python-powertools-async,python-powertools-sequential",
                    help="comma list of function names (those of bench/run.py)")
     p.add_argument("--batch", default="100", help="batch sizes, comma list (default 100)")
     p.add_argument("--invocations", type=int, default=3, help="measured invocations per batch size (default 3)")

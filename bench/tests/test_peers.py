@@ -9,6 +9,7 @@ Run with the peers' venv: cd bench && python/.venv/bin/python -m unittest tests/
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -19,15 +20,17 @@ from pathlib import Path
 from unittest import mock
 
 BENCH = Path(__file__).resolve().parent.parent
+# LAMBDA_TASK_ROOT: AsyncBatchProcessor runs on the thread's event loop, as in Lambda.
 os.environ.update(BUCKET_NAME="bucket", TABLE_NAME="table", AWS_DEFAULT_REGION="us-east-1",
-                  AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
-sys.path.insert(0, str(BENCH))
+                  AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", LAMBDA_TASK_ROOT=str(BENCH))
+sys.path[:0] = [str(BENCH), str(BENCH / "python" / "shared")]
 
+import contract  # noqa: E402
 from harness import verify  # noqa: E402
 
 
 def _load(folder: str):
-    spec = importlib.util.spec_from_file_location(f"peer_{folder}", BENCH / "python" / folder / "handler.py")
+    spec = importlib.util.spec_from_file_location(f"peer_{folder.replace('-', '_')}", BENCH / "python" / folder / "handler.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -80,17 +83,40 @@ def _event(n, duplicate_first=False):
     return {"Records": records}
 
 
+class Async:
+    """The async client of a fake: each of its methods as a coroutine."""
+
+    def __init__(self, fake):
+        self.fake = fake
+        self.in_flight = self.max_in_flight = 0
+
+    def __getattr__(self, name):
+        method = getattr(self.fake, name)
+
+        async def call(**kwargs):
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            await asyncio.sleep(0)  # let the other records' calls interleave
+            self.in_flight -= 1
+            return method(**kwargs)
+        return call
+
+
 class PeerTests:
     folder = ""
+    is_async = False
 
     def setUp(self):
         self.peer = _load(self.folder)
         # No real backoff in tests.
-        patcher = mock.patch.object(self.peer.time, "sleep", lambda seconds: None)
+        patcher = mock.patch.object(contract, "BACKOFF_BASE_S", 0)
         patcher.start()
         self.addCleanup(patcher.stop)
 
     def run_peer(self, event, s3, ddb):
+        if self.is_async:
+            self.s3 = s3 = Async(s3)
+            ddb = Async(ddb)
         self.peer.s3, self.peer.dynamodb = s3, ddb
         response = self.peer.handler(event, None)
         return {f["itemIdentifier"] for f in response["batchItemFailures"]}
@@ -132,8 +158,17 @@ class PlainPeerTest(PeerTests, unittest.TestCase):
     folder = "plain"
 
 
-class PowertoolsPeerTest(PeerTests, unittest.TestCase):
-    folder = "powertools"
+class PowertoolsSequentialPeerTest(PeerTests, unittest.TestCase):
+    folder = "powertools-sequential"
+
+
+class PowertoolsAsyncPeerTest(PeerTests, unittest.TestCase):
+    folder = "powertools-async"
+    is_async = True
+
+    def test_s3_puts_run_concurrently(self):
+        self.assertEqual(self.run_peer(_event(30), FakeS3(), FakeDynamo()), set())
+        self.assertEqual(self.s3.max_in_flight, 30)
 
 
 if __name__ == "__main__":

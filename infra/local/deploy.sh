@@ -44,7 +44,7 @@ params=(
 # The emulator accepts a visibility timeout shorter than the function timeout;
 # AWS does not (infra/EMULATOR-GAPS.md). Refuse here what AWS would refuse, so
 # no local run leans on that leniency.
-python3 "$REPO/infra/check_parameters.py" "${params[@]}" \
+"$VENV/bin/python" "$REPO/infra/check_parameters.py" "${params[@]}" \
   || die "parameters refused (${params[*]}); see above"
 
 if ! awsl s3api head-bucket --bucket "$ARTIFACTS_BUCKET" >/dev/null 2>&1; then

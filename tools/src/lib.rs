@@ -191,20 +191,7 @@ impl Stack {
         &self,
         body: &serde_json::Value,
     ) -> Result<(u16, serde_json::Value)> {
-        let url = format!("{}/messages", self.output("PRODUCER_URL")?);
-        let response = self
-            .http
-            .post(&url)
-            .json(body)
-            .send()
-            .await
-            .with_context(|| format!("POST {url}"))?;
-        let status = response.status().as_u16();
-        let json = response
-            .json()
-            .await
-            .context("producer answer is not JSON")?;
-        Ok((status, json))
+        self.post_messages_with(body, &[]).await
     }
 
     /// POSTs `body` to the producer's `/messages` with extra headers (e.g.
@@ -360,49 +347,33 @@ impl Stack {
 
     /// Every record item in the table.
     pub async fn items(&self) -> Result<Vec<StoredRecord>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .dynamodb
-                .scan()
-                .table_name(self.output("TABLE_NAME")?)
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            for item in page.items.unwrap_or_default() {
-                out.push(record_from(&item)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let items: Vec<_> = self
+            .dynamodb
+            .scan()
+            .table_name(self.output("TABLE_NAME")?)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await?;
+        items.iter().map(record_from).collect()
     }
 
     /// Every object key in the bucket.
     pub async fn object_keys(&self) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .s3
-                .list_objects_v2()
-                .bucket(self.output("BUCKET_NAME")?)
-                .set_continuation_token(token)
-                .send()
-                .await?;
-            out.extend(
-                page.contents
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|o| o.key),
-            );
-            token = page.next_continuation_token;
-            if token.is_none() {
-                return Ok(out);
-            }
-        }
+        let pages: Vec<_> = self
+            .s3
+            .list_objects_v2()
+            .bucket(self.output("BUCKET_NAME")?)
+            .into_paginator()
+            .send()
+            .collect::<Result<_, _>>()
+            .await?;
+        Ok(pages
+            .into_iter()
+            .flat_map(|page| page.contents.unwrap_or_default())
+            .filter_map(|o| o.key)
+            .collect())
     }
 
     /// One object, parsed as JSON.

@@ -519,9 +519,11 @@ async fn handle(
                 "response dropped by the fault proxy after the upstream answered",
             ));
         }
-        Some(Fault::Unprocessed(share)) => return unprocessed(&shared, &call, body, share).await,
+        Some(Fault::Unprocessed(share)) => {
+            return unprocessed(&shared, &call, json_body(&body)?, share).await
+        }
         Some(Fault::SqsPartialFailed(share)) => {
-            return partial_failed(&shared, &call, body, share).await
+            return partial_failed(&shared, &call, json_body(&body)?, share).await
         }
         // Answered by canned_error above.
         Some(_) | None => body,
@@ -785,13 +787,17 @@ fn split<T>(items: Vec<T>, share: f64) -> (Vec<T>, Vec<T>) {
     (kept, held)
 }
 
+/// A JSON request body, parsed.
+fn json_body(body: &Bytes) -> Result<Value, std::io::Error> {
+    serde_json::from_slice(body).map_err(std::io::Error::other)
+}
+
 async fn unprocessed(
     shared: &Shared,
     call: &Call,
-    body: Bytes,
+    mut request: Value,
     share: f64,
 ) -> Result<Answer, std::io::Error> {
-    let mut request: Value = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
     let mut held_back = serde_json::Map::new();
     if let Some(tables) = request["RequestItems"].as_object_mut() {
         for (table, writes) in tables.iter_mut() {
@@ -807,27 +813,48 @@ async fn unprocessed(
     let nothing_left = request["RequestItems"]
         .as_object()
         .is_none_or(|t| t.is_empty());
-    let mut response: Value = if nothing_left {
-        json!({ "UnprocessedItems": {} })
-    } else {
-        match forward_json(shared, call, &request).await? {
+    let forward = (!nothing_left).then_some(&request);
+    let add = |slot: &mut Value| {
+        if let Some(map) = slot.as_object_mut() {
+            for (table, writes) in held_back {
+                let entry = map.entry(table).or_insert_with(|| json!([]));
+                if let (Some(list), Some(more)) = (entry.as_array_mut(), writes.as_array()) {
+                    list.extend(more.iter().cloned());
+                }
+            }
+        }
+    };
+    let empty = json!({ "UnprocessedItems": {} });
+    forward_and_add(shared, call, forward, empty, "UnprocessedItems", add).await
+}
+
+/// Forwards `request`, or answers `empty` without a call when it is `None`;
+/// hands the answer's `field` (`empty`'s when the answer has none) to `add`
+/// and answers the result with 200. An upstream error is answered as is.
+async fn forward_and_add(
+    shared: &Shared,
+    call: &Call,
+    request: Option<&Value>,
+    empty: Value,
+    field: &str,
+    add: impl FnOnce(&mut Value),
+) -> Result<Answer, std::io::Error> {
+    let init = empty[field].clone();
+    let mut response = match request {
+        None => empty,
+        Some(request) => match forward_json(shared, call, request).await? {
             Ok(value) => value,
             Err(failed) => return Ok(failed),
-        }
+        },
     };
     let slot = response
         .as_object_mut()
-        .ok_or_else(|| std::io::Error::other("BatchWriteItem answer is not an object"))?
-        .entry("UnprocessedItems")
-        .or_insert_with(|| json!({}));
-    if let Some(map) = slot.as_object_mut() {
-        for (table, writes) in held_back {
-            let entry = map.entry(table).or_insert_with(|| json!([]));
-            if let (Some(list), Some(more)) = (entry.as_array_mut(), writes.as_array()) {
-                list.extend(more.iter().cloned());
-            }
-        }
-    }
+        .ok_or_else(|| {
+            std::io::Error::other(format!("the answer to add {field} to is not an object"))
+        })?
+        .entry(field)
+        .or_insert(init);
+    add(slot);
     Ok(answer(
         StatusCode::OK,
         "application/x-amz-json-1.0",
@@ -859,38 +886,32 @@ async fn forward_json(
 async fn partial_failed(
     shared: &Shared,
     call: &Call,
-    body: Bytes,
+    mut request: Value,
     share: f64,
 ) -> Result<Answer, std::io::Error> {
-    let mut request: Value = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
     let entries = request["Entries"].as_array().cloned().unwrap_or_default();
     let (kept, held) = split(entries, share);
     let failed: Vec<Value> = held
         .iter()
         .map(|e| json!({ "Id": e["Id"], "SenderFault": false, "Code": "InternalError", "Message": "injected by the fault proxy" }))
         .collect();
-    let mut response = if kept.is_empty() {
-        json!({ "Successful": [] })
-    } else {
-        request["Entries"] = Value::Array(kept);
-        match forward_json(shared, call, &request).await? {
-            Ok(value) => value,
-            Err(failed) => return Ok(failed),
+    let forward = !kept.is_empty();
+    request["Entries"] = Value::Array(kept);
+    let add = |slot: &mut Value| {
+        if let Some(list) = slot.as_array_mut() {
+            list.extend(failed);
         }
     };
-    let slot = response
-        .as_object_mut()
-        .ok_or_else(|| std::io::Error::other("SendMessageBatch answer is not an object"))?
-        .entry("Failed")
-        .or_insert_with(|| json!([]));
-    if let Some(list) = slot.as_array_mut() {
-        list.extend(failed);
-    }
-    Ok(answer(
-        StatusCode::OK,
-        "application/x-amz-json-1.0",
-        response.to_string(),
-    ))
+    let empty = json!({ "Successful": [], "Failed": [] });
+    forward_and_add(
+        shared,
+        call,
+        forward.then_some(&request),
+        empty,
+        "Failed",
+        add,
+    )
+    .await
 }
 
 #[cfg(test)]
