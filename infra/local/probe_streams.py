@@ -30,8 +30,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "infra"))
-from lambda_zip import write_zip  # noqa: E402
+import zipfile  # noqa: E402
 
 ENDPOINT = os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{os.environ.get('MINISTACK_PORT', '4566')}"
 KW = dict(endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
@@ -42,7 +41,10 @@ sqs = boto3.client("sqs", **KW)
 ROLE = "arn:aws:iam::000000000000:role/stream-double"
 WORK = Path(tempfile.mkdtemp(prefix="probe-streams-"))
 ZIP = WORK / "double.zip"
-write_zip(ZIP, [("bootstrap", (REPO / "tests/doubles/stream_bootstrap.py").read_bytes(), 0o755)])
+with zipfile.ZipFile(ZIP, "w") as z:
+    info = zipfile.ZipInfo("bootstrap")
+    info.external_attr = 0o100755 << 16  # a regular, executable file
+    z.writestr(info, (REPO / "tests/doubles/stream_bootstrap.py").read_bytes())
 T0 = time.time()
 CLEANUP: list = []
 

@@ -3,7 +3,7 @@
 DynamoDB Streams, SQS): it polls the Lambda Runtime API, logs every event it
 receives and answers with a scripted (partial batch) response.
 
-Zipped as `bootstrap` (mode 0755) by `infra/lambda_zip.py pack`; the emulator
+Zipped as `bootstrap` (mode 0755) by tools::streams; the emulator
 runs it as a local process. Standard library only.
 
 Environment:

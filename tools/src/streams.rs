@@ -663,22 +663,29 @@ pub fn example_zip(name: &str) -> Result<PathBuf> {
     Ok(zip)
 }
 
-/// Packs `source` as the `bootstrap` of a Lambda zip named after `prefix`
-/// under `.local/stream-doubles/` (with `infra/lambda_zip.py pack`, as every
-/// zip of the repository).
+/// Packs `source` as the `bootstrap` (mode 0755) of a Lambda zip named after
+/// `prefix` under `.local/stream-doubles/`, with Python's `zipfile` command
+/// line, as `infra/local/build.sh` packs the stack's functions.
 fn pack_bootstrap(source: &Path, prefix: &str) -> Result<PathBuf> {
-    let root = repo_root();
+    use std::os::unix::fs::PermissionsExt;
+    let stage = doubles_dir().join(format!("{prefix}-{}", std::process::id()));
+    std::fs::create_dir_all(&stage).with_context(|| format!("creating {}", stage.display()))?;
+    let bootstrap = stage.join("bootstrap");
+    std::fs::copy(source, &bootstrap)
+        .with_context(|| format!("copying {} to {}", source.display(), bootstrap.display()))?;
+    std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755))?;
     let zip = doubles_dir().join(format!("{prefix}-{}.zip", std::process::id()));
+    let _ = std::fs::remove_file(&zip);
     let status = std::process::Command::new("python3")
-        .arg(root.join("infra/lambda_zip.py"))
-        .arg("pack")
-        .arg(source)
+        .args(["-m", "zipfile", "-c"])
         .arg(&zip)
+        .arg("bootstrap")
+        .current_dir(&stage)
         .status()
-        .context("running python3 infra/lambda_zip.py")?;
+        .context("running python3 -m zipfile")?;
     ensure!(
         status.success(),
-        "infra/lambda_zip.py pack {} failed: {status}",
+        "zipping {} failed: {status}",
         source.display()
     );
     Ok(zip)
