@@ -240,13 +240,19 @@ fn header_value(
     }
 }
 
-/// The top-level fields of a message the producer reads.
+/// The top-level fields of a message the producer reads: absent, or a
+/// string (`null` is not a string).
 #[derive(serde::Deserialize)]
-struct Fields<'a> {
-    #[serde(rename = "idempotencyKey", borrow, default)]
-    key: Option<std::borrow::Cow<'a, str>>,
-    #[serde(rename = "messageGroupId", borrow, default)]
-    group: Option<std::borrow::Cow<'a, str>>,
+struct Fields {
+    #[serde(rename = "idempotencyKey", default, deserialize_with = "present")]
+    key: Option<String>,
+    #[serde(rename = "messageGroupId", default, deserialize_with = "present")]
+    group: Option<String>,
+}
+
+/// A field that is there must be a string; only a missing one is `None`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    <String as serde::Deserialize>::deserialize(d).map(Some)
 }
 
 /// Each message with its key and group: a message's own fields first, then
@@ -264,7 +270,7 @@ fn outgoing(
         .into_iter()
         .enumerate()
         .map(|(i, body)| {
-            let fields: Fields<'_> = serde_json::from_str(&body).map_err(|e| {
+            let fields: Fields = serde_json::from_str(&body).map_err(|e| {
                 ApiError::bad_request(
                     "invalid_field",
                     format!(
@@ -272,9 +278,9 @@ fn outgoing(
                     ),
                 )
             })?;
-            let checked = |value: Option<std::borrow::Cow<'_, str>>, field: &str, code| {
+            let checked = |value: Option<String>, field: &str, code| {
                 match value {
-                    Some(v) if pipeline_core::valid_key(&v) => Ok(Some(v.into_owned())),
+                    Some(v) if pipeline_core::valid_key(&v) => Ok(Some(v)),
                     Some(_) => Err(ApiError::bad_request(
                         code,
                         format!(

@@ -609,6 +609,16 @@ async fn bad_keys_and_groups_are_refused_and_nothing_is_enqueued() {
             post(r#"{"messageGroupId":"a b"}"#),
             "invalid_message_group",
         ),
+        (
+            "null key field",
+            post_with(r#"{"idempotencyKey":null}"#, &[("Idempotency-Key", "k")]),
+            "invalid_field",
+        ),
+        (
+            "null group field",
+            post_with(r#"[{"messageGroupId":null}]"#, &[("Message-Group-Id", "g")]),
+            "invalid_field",
+        ),
     ];
     for (what, request, code) in cases {
         let (status, body) = call(&s, request).await;
