@@ -60,6 +60,7 @@ impl<O: ObjectStore, R: RecordStore> Processor for Pipeline<O, R> {
             message_id: message.id,
             received_at: &received_at,
             body: Body::from_raw(body),
+            sequence_number: message.attribute("SequenceNumber"),
         };
         if let Err(err) = self.objects.put(&key, object.to_json()).await {
             let detail = DisplayErrorContext(&err).to_string();
