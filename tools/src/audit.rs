@@ -271,8 +271,8 @@ pub struct Placed {
 }
 
 /// Where a stored object stands in its group, when its body says which
-/// group and place (`messageGroupId`, `groupSeq`).
-fn placed(object: &serde_json::Value, stored_at: Option<String>) -> Option<Placed> {
+/// group and place (`messageGroupId`, `groupSeq`); `stored_at` is its item's.
+pub fn placed(object: &serde_json::Value, stored_at: Option<String>) -> Option<Placed> {
     let body = &object["body"];
     Some(Placed {
         group: body["messageGroupId"].as_str()?.to_owned(),
