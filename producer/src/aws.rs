@@ -511,7 +511,9 @@ mod tests {
 
     /// Sends one entry through a mocked client answering `response` to
     /// every attempt; returns the error and the calls made.
-    async fn failed_with(response: fn() -> HttpResponse) -> (SendError, usize) {
+    async fn failed_with(
+        response: impl Fn() -> HttpResponse + Send + Sync + 'static,
+    ) -> (SendError, usize) {
         let rule = mock!(aws_sdk_sqs::Client::send_message_batch)
             .sequence()
             .http_response(response)
@@ -525,15 +527,17 @@ mod tests {
         (err, rule.num_calls())
     }
 
+    /// [`failed_with`] SQS's 400 error answer of this kind.
+    async fn refused_with(kind: &'static str, query_code: &'static str) -> (SendError, usize) {
+        failed_with(move || sqs_error(400, kind, query_code)).await
+    }
+
     #[tokio::test(start_paused = true)]
     async fn throttling_is_retryable_after_the_sdks_own_retries() {
-        let (err, calls) = failed_with(|| {
-            sqs_error(
-                400,
-                "com.amazonaws.sqs#ThrottlingException",
-                "ThrottlingException",
-            )
-        })
+        let (err, calls) = refused_with(
+            "com.amazonaws.sqs#ThrottlingException",
+            "ThrottlingException",
+        )
         .await;
         assert_eq!(err.class, ErrorClass::Retryable, "{err:?}");
         assert_eq!(err.class.code(), "queue_unavailable");
@@ -542,13 +546,10 @@ mod tests {
 
     #[tokio::test]
     async fn access_denied_is_misconfigured_and_not_retried() {
-        let (err, calls) = failed_with(|| {
-            sqs_error(
-                400,
-                "com.amazon.coral.service#AccessDeniedException",
-                "AccessDenied",
-            )
-        })
+        let (err, calls) = refused_with(
+            "com.amazon.coral.service#AccessDeniedException",
+            "AccessDenied",
+        )
         .await;
         assert_eq!(err.class, ErrorClass::Misconfigured, "{err:?}");
         assert!(!err.class.retryable());
@@ -557,13 +558,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_queue_is_misconfigured_and_not_retried() {
-        let (err, calls) = failed_with(|| {
-            sqs_error(
-                400,
-                "com.amazonaws.sqs#QueueDoesNotExist",
-                "AWS.SimpleQueueService.NonExistentQueue",
-            )
-        })
+        let (err, calls) = refused_with(
+            "com.amazonaws.sqs#QueueDoesNotExist",
+            "AWS.SimpleQueueService.NonExistentQueue",
+        )
         .await;
         assert_eq!(err.class, ErrorClass::Misconfigured, "{err:?}");
         assert_eq!(calls, 1);
@@ -571,13 +569,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_too_long_for_sqs_is_too_large_not_misconfigured() {
-        let (err, _) = failed_with(|| {
-            sqs_error(
-                400,
-                "com.amazonaws.sqs#BatchRequestTooLong",
-                "AWS.SimpleQueueService.BatchRequestTooLong",
-            )
-        })
+        let (err, _) = refused_with(
+            "com.amazonaws.sqs#BatchRequestTooLong",
+            "AWS.SimpleQueueService.BatchRequestTooLong",
+        )
         .await;
         assert_eq!(err.class, ErrorClass::TooLarge, "{err:?}");
         assert_eq!(err.class.code(), "message_too_large");

@@ -985,15 +985,19 @@ async fn a_keyed_record_is_found_by_its_record_id() {
 
 // ---- order per FIFO group, unknown outcomes, sizes ---------------------------
 
-fn fifo_with(queue: MemQueue) -> S {
+fn fifo_config() -> Config {
     let mut config = Config::for_tests();
     config.max_messages = 100;
     config.queue_url = "http://queue/orders.fifo".into();
     config.fifo = true;
+    config
+}
+
+fn fifo_with(queue: MemQueue) -> S {
     Arc::new(AppState {
         queue,
         records: MemRecords::default(),
-        config,
+        config: fifo_config(),
     })
 }
 
@@ -1262,10 +1266,8 @@ async fn a_message_sqs_refuses_for_its_size_is_413_not_500() {
 
 #[tokio::test(start_paused = true)]
 async fn a_long_group_cut_at_the_deadline_says_what_may_be_in_and_what_never_went() {
-    let mut config = Config::for_tests();
+    let mut config = fifo_config();
     config.request_timeout = Duration::from_millis(2_500);
-    config.queue_url = "http://queue/orders.fifo".into();
-    config.fifo = true;
     let s = Arc::new(AppState {
         queue: MemQueue {
             latency: Duration::from_secs(1),

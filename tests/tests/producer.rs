@@ -14,6 +14,17 @@ use tests::{endpoint, wait_until, Stack};
 
 const SETTLE: Duration = Duration::from_secs(60);
 
+/// A FIFO stack whose redeliveries come quickly: at most 10 messages a
+/// batch and no batching window (AWS's rules for FIFO), the shortest
+/// visibility timeout AWS accepts for a 3 s function (6 x).
+const FIFO_STACK: &[(&str, &str)] = &[
+    ("QueueType", "fifo"),
+    ("BatchSize", "10"),
+    ("MaximumBatchingWindowInSeconds", "0"),
+    ("ConsumerTimeout", "3"),
+    ("QueueVisibilityTimeout", "18"),
+];
+
 async fn producer_through(stack: &Stack, proxy: &FaultProxy) -> Result<()> {
     stack
         .set_function_env(
@@ -226,17 +237,7 @@ async fn a_missing_queue_is_not_retried_not_retryable_and_names_no_account() -> 
 
 #[tokio::test]
 async fn fifo_groups_keep_their_order_across_a_failure() -> Result<()> {
-    let stack = Stack::deploy(
-        "prod-fifo",
-        &[
-            ("QueueType", "fifo"),
-            ("BatchSize", "10"),
-            ("MaximumBatchingWindowInSeconds", "0"),
-            ("ConsumerTimeout", "3"),
-            ("QueueVisibilityTimeout", "18"),
-        ],
-    )
-    .await?;
+    let stack = Stack::deploy("prod-fifo", FIFO_STACK).await?;
     ensure!(stack.output("QUEUE_URL")?.ends_with(".fifo"));
     // The consumer's S3 put of group a's message 1 fails all three SDK
     // attempts once: the message fails and is redelivered.
@@ -393,17 +394,7 @@ async fn stored_order(stack: &Stack) -> Result<tests::audit::OrderCheck> {
 #[tokio::test]
 async fn fifo_order_holds_from_request_to_stored_record_and_the_audit_catches_a_planted_swap(
 ) -> Result<()> {
-    let stack = Stack::deploy(
-        "prod-order",
-        &[
-            ("QueueType", "fifo"),
-            ("BatchSize", "10"),
-            ("MaximumBatchingWindowInSeconds", "0"),
-            ("ConsumerTimeout", "3"),
-            ("QueueVisibilityTimeout", "18"),
-        ],
-    )
-    .await?;
+    let stack = Stack::deploy("prod-order", FIFO_STACK).await?;
     // In the middle of the request: group a's first call is slow (sent
     // concurrently, its next calls would land first); group b's second call
     // fails all three SDK attempts (the rest of b must wait for the client);
