@@ -47,7 +47,7 @@ deploy: ## Build for arm64 with cargo lambda and sam deploy to your AWS account 
 load: ## k6 ramp until the pipeline falls behind: highest rate held vs the emulator's ceiling, e2e latency, audit (<4 min)
 	k6/load.sh
 
-soak: ## Steady load with 1% poison and 1% failing backend calls, then the audit (DURATION=3m)
+soak: ## Steady load with 1% poison and 1% failing backend calls, then the audit (DURATION=3m; QUEUE_TYPE=fifo: and each group's order)
 	k6/soak.sh
 
 bench: ## Rust vs its peers on the Lambda Runtime API, a CPU-quota memory sweep and cost per 1M messages; writes bench/results/<date>-<host>.md

@@ -117,6 +117,8 @@ export const messagesFailed = new Counter('messages_failed');
 export const messageAccepted = new Rate('message_accepted');
 /** Messages that carry the reject marker (soak.js with POISON_RATE). */
 export const poisonSent = new Counter('poison_sent');
+/** Messages sent again after the producer reported them failed (RESENDS). */
+export const messagesResent = new Counter('messages_resent');
 
 /** Send to stored, from the record's storedAt (consumer clock) minus the body's sentAt. */
 export const e2eLatency = new Trend('e2e_latency', true);
@@ -211,19 +213,19 @@ function warnOnce(text) {
 }
 
 /**
- * POST /messages with `messages` (one object alone, several as an array) and
- * counts the outcome per message. Returns { status, accepted, failed, sentAt }.
+ * One POST /messages with `messages` (one object alone, several as an array):
+ * the answer's accepted and failed lists (indices into `messages`). With
+ * LEDGER=1 it logs each acknowledged message for the audit.
  */
-export function postMessages(url, messages) {
+function postOnce(url, messages) {
   const body = messages.length === 1 ? messages[0] : messages;
-  const sentAt = messages[0].sentAt;
   const res = http.post(`${url}/messages`, JSON.stringify(body), {
     headers: { 'Content-Type': 'application/json' },
     tags: { name: 'POST /messages', op: 'post' },
     timeout: REQUEST_TIMEOUT,
   });
   let parsed = null;
-  if (res.status === 202 || res.status === 207) {
+  if ([202, 207, 413, 422, 500, 503].includes(res.status)) {
     try {
       parsed = res.json();
     } catch (_) {
@@ -244,17 +246,62 @@ export function postMessages(url, messages) {
       console.log(JSON.stringify({ messageId: a.messageId, id: a.id, key: m.idempotencyKey, poison: Boolean(m.reject) }));
     }
   }
-  const notAccepted = messages.length - accepted.length;
-  messagesSent.add(messages.length);
-  messagesAccepted.add(accepted.length);
-  messagesFailed.add(notAccepted);
-  for (let i = 0; i < accepted.length; i++) messageAccepted.add(true);
-  for (let i = 0; i < notAccepted; i++) messageAccepted.add(false);
   if (res.status !== 202) {
     const detail = failed.length ? JSON.stringify(failed[0]) : String(res.body || res.error).slice(0, 300);
     warnOnce(`POST /messages answered ${res.status} (${accepted.length}/${messages.length} accepted): ${detail}`);
   }
-  return { status: res.status, accepted, failed, sentAt };
+  // Without a readable answer every message's outcome is unknown.
+  const unanswered = parsed ? [] : messages.map((_, index) => ({ index, code: `http_${res.status}`, retryable: true }));
+  return { status: res.status, accepted, failed: parsed ? failed : unanswered };
+}
+
+/** Counts each message once, as accepted or not. */
+function countOutcome(total, acceptedCount) {
+  messagesSent.add(total);
+  messagesAccepted.add(acceptedCount);
+  messagesFailed.add(total - acceptedCount);
+  for (let i = 0; i < acceptedCount; i++) messageAccepted.add(true);
+  for (let i = acceptedCount; i < total; i++) messageAccepted.add(false);
+}
+
+/**
+ * POST /messages with `messages` and counts the outcome per message.
+ * Returns { status, accepted, failed, sentAt }.
+ */
+export function postMessages(url, messages) {
+  const sentAt = messages[0].sentAt;
+  const sent = postOnce(url, messages);
+  countOutcome(messages.length, sent.accepted.length);
+  return Object.assign(sent, { sentAt });
+}
+
+/**
+ * postMessages, then, as a client should, the messages that failed and
+ * may succeed again, up to `resends` more times (the same bodies, so the
+ * same idempotency keys; in request order, so a FIFO group that was held
+ * back resumes from its first failure). Returns the same shape, with
+ * indices into `messages`.
+ */
+export function postMessagesResending(url, messages, resends) {
+  const sentAt = messages[0].sentAt;
+  let pending = messages.map((_, i) => i);
+  const accepted = [];
+  let failed = [];
+  let status = 0;
+  for (let attempt = 0; pending.length > 0; attempt++) {
+    if (attempt > 0) {
+      messagesResent.add(pending.length);
+      sleep(Math.min(0.1 * 2 ** attempt, 2));
+    }
+    const sent = postOnce(url, pending.map((i) => messages[i]));
+    if (attempt === 0) status = sent.status;
+    for (const a of sent.accepted) accepted.push(Object.assign({}, a, { index: pending[a.index] }));
+    failed = sent.failed.map((f) => Object.assign({}, f, { index: pending[f.index] }));
+    if (attempt >= resends) break;
+    pending = failed.filter((f) => f.retryable).map((f) => f.index).sort((x, y) => x - y);
+  }
+  countOutcome(messages.length, accepted.length);
+  return { status, accepted, failed, sentAt };
 }
 
 /**

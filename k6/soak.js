@@ -14,6 +14,18 @@
 //                 storage with GET /messages/{messageId} (default 0.02)
 //   E2E_TIMEOUT, MAX_POLLS, MAX_POLL_INTERVAL_MS, E2E_P95_MS, P95_MS,
 //   MAX_DROPPED_PCT, RUN_ID, VUS, MAX_VUS, PAYLOAD_BYTES: as in throughput.js/e2e.js
+//   QUEUE_TYPE    standard (default) or fifo: the queue behind the producer.
+//                 With fifo, each VU owns GROUPS_PER_VU message groups at a time and
+//                 spreads each request's messages over them round robin, each
+//                 body carrying its messageGroupId and groupSeq (its place in
+//                 the order the group was sent), so the audit can check each
+//                 group's order; a group lasts GROUP_REQUESTS requests, then
+//                 the VU starts new ones. Poisoned messages get a group each,
+//                 so they hold up no one while they wait for the DLQ.
+//   GROUPS_PER_VU message groups per VU at a time (fifo; default 2)
+//   GROUP_REQUESTS requests a group lasts (fifo; default 4)
+//   RESENDS       times a request's failed, retryable messages are sent again
+//                 (same bodies and keys; default 3 with fifo, 0 otherwise)
 //
 // Poisoned requests still count in message_accepted (the producer takes
 // them); the DLQ shows what the consumer rejected.
@@ -21,9 +33,17 @@
 import exec from 'k6/execution';
 import * as lib from './lib.js';
 
+const QUEUE_TYPE = lib.env('QUEUE_TYPE', 'standard');
+if (!['standard', 'fifo'].includes(QUEUE_TYPE)) {
+  throw new Error(`QUEUE_TYPE must be standard or fifo, got "${QUEUE_TYPE}"`);
+}
+const FIFO = QUEUE_TYPE === 'fifo';
 const DURATION = lib.duration('DURATION', '2h');
 const RATE = lib.num('RATE', 5, 0.01);
-const BATCH = lib.int('BATCH', 10, 1, 500);
+const BATCH = lib.int('BATCH', FIFO ? 30 : 10, 1, 500);
+const GROUPS = lib.int('GROUPS_PER_VU', 2, 1, 100);
+const GROUP_REQUESTS = lib.int('GROUP_REQUESTS', 4, 1, 100000);
+const RESENDS = lib.int('RESENDS', FIFO ? 3 : 0, 0, 10);
 const POISON_RATE = lib.num('POISON_RATE', 0, 0, 1);
 const REJECT_MARKER = lib.env('REJECT_MARKER', '');
 const SAMPLE_RATE = lib.num('SAMPLE_RATE', 0.02, 0, 1);
@@ -71,6 +91,10 @@ export function setup() {
   return lib.setupRun('soak', {
     rate: RATE,
     batch: BATCH,
+    queueType: QUEUE_TYPE,
+    groups: FIFO ? GROUPS : null,
+    groupRequests: FIFO ? GROUP_REQUESTS : null,
+    resends: RESENDS,
     duration: DURATION,
     poisonRate: POISON_RATE,
     rejectMarker: POISON_RATE > 0 ? REJECT_MARKER : null,
@@ -81,12 +105,32 @@ export function setup() {
   });
 }
 
+// This VU's requests so far (a VU runs its iterations one after another, so
+// each of its groups is sent in order, resends included).
+let vuRequests = 0;
+
+/** FIFO: each message's group and its place in the group's order. */
+function group(run, messages, poison) {
+  const request = vuRequests++;
+  const generation = Math.floor(request / GROUP_REQUESTS);
+  const perGroup = Math.ceil(messages.length / GROUPS);
+  messages.forEach((m, i) => {
+    if (poison) {
+      m.messageGroupId = `${run.runId}/poison/${m.seq}`;
+      return;
+    }
+    m.messageGroupId = `${run.runId}/vu${exec.vu.idInTest}/g${i % GROUPS}/${generation}`;
+    m.groupSeq = (request % GROUP_REQUESTS) * perGroup + Math.floor(i / GROUPS);
+  });
+}
+
 export default function (run) {
   const k = exec.scenario.iterationInTest;
   const poison = picked(k, POISON_RATE);
   const messages = lib.makeMessages(run, lib.firstSeq(BATCH), BATCH, poison ? { reject: REJECT_MARKER } : null);
+  if (FIFO) group(run, messages, poison);
   if (poison) lib.poisonSent.add(messages.length);
-  const sent = lib.postMessages(URL, messages);
+  const sent = RESENDS > 0 ? lib.postMessagesResending(URL, messages, RESENDS) : lib.postMessages(URL, messages);
   // Poison is never stored, so it is never followed.
   if (!poison && sent.accepted.length > 0 && Math.random() < SAMPLE_RATE) {
     lib.awaitStored(URL, sent.accepted[0].id, sent.sentAt, {

@@ -3,12 +3,27 @@
 # backend calls, then the audit of every acknowledged message.
 #
 #   k6/soak.sh            3 minutes: 5 req/s x 10 messages, 1% poison requests,
-#                         1% of S3, DynamoDB and SQS calls failing
-#   k6/soak.sh --smoke    (CI) 20 s at 2 req/s x 5 messages
+#                         1% of S3, DynamoDB and SQS calls failing each way:
+#                         errors, throttling, UnprocessedItems, partial
+#                         SendMessageBatch failures, resets, stalls and lost
+#                         answers
+#   k6/soak.sh --smoke    (CI) 20 s at 2 req/s x 5 messages (fifo: 1 req/s x 24,
+#                         no poison: the standard smoke covers the DLQ)
+#   QUEUE_TYPE=fifo k6/soak.sh   the same faults on a FIFO queue: 0.5 req/s x
+#                         24 messages over 2 groups per k6 VU (12 per group
+#                         per request, each group 4 requests long), 2% poison
+#                         requests, failed messages resent by the client, and
+#                         the audit checks every group's order on the stored
+#                         records (the emulator's FIFO consumer drained about
+#                         14 messages/s on the 2-vCPU VM, 2026-12-02, under
+#                         these faults; much faster and the queue does not
+#                         drain within AUDIT_WAIT [300])
 #   DURATION=2h k6/soak.sh  the original experiment's length
 #
-# Env: DURATION, RATE, BATCH, POISON_RATE [0.01], FAULT_RATE [0.01] (share of
-# each faulted operation's calls), STACK_NAME [soak-<stamp>], AUDIT_WAIT [180].
+# Env: QUEUE_TYPE [standard|fifo], DURATION, RATE, BATCH, GROUPS_PER_VU,
+# GROUP_REQUESTS, RESENDS (see soak.js), POISON_RATE [0.01], FAULT_RATE [0.01]
+# (share of each faulted operation's calls, per kind of fault),
+# STACK_NAME [soak-<stamp>], AUDIT_WAIT [180].
 # It deploys its own stack (with a reject marker and the shortest visibility
 # timeout AWS would accept, 18 s = 6 x a 3 s function timeout, so poison
 # reaches the DLQ in about 90 s, within AUDIT_WAIT), routes both functions
@@ -30,8 +45,19 @@ for arg in "$@"; do
     *) die "unknown argument $arg (try --help)" ;;
   esac
 done
-if [[ "$SMOKE" == 1 ]]; then
+: "${QUEUE_TYPE:=standard}"
+case "$QUEUE_TYPE" in
+  standard) queue_overrides="" ;;
+  # FIFO: at most 10 messages a batch and no batching window (AWS's rules).
+  fifo) queue_overrides="QueueType=fifo BatchSize=10 MaximumBatchingWindowInSeconds=0" ;;
+  *) die "QUEUE_TYPE must be standard or fifo, got $QUEUE_TYPE" ;;
+esac
+if [[ "$SMOKE" == 1 && "$QUEUE_TYPE" == fifo ]]; then
+  : "${DURATION:=20s}" "${RATE:=1}" "${BATCH:=24}" "${POISON_RATE:=0}" "${FAULT_RATE:=0.05}"
+elif [[ "$SMOKE" == 1 ]]; then
   : "${DURATION:=20s}" "${RATE:=2}" "${BATCH:=5}" "${POISON_RATE:=0.05}" "${FAULT_RATE:=0.05}"
+elif [[ "$QUEUE_TYPE" == fifo ]]; then
+  : "${DURATION:=3m}" "${RATE:=0.5}" "${BATCH:=24}" "${POISON_RATE:=0.02}" "${FAULT_RATE:=0.01}" "${AUDIT_WAIT:=300}"
 else
   : "${DURATION:=3m}" "${RATE:=5}" "${BATCH:=10}" "${POISON_RATE:=0.01}" "${FAULT_RATE:=0.01}"
 fi
@@ -46,23 +72,30 @@ emulator_healthy || bash "$REPO/infra/local/emulator.sh" start
 [[ -f "$LOCAL_DIR/dist/consumer.zip" && -f "$LOCAL_DIR/dist/producer.zip" ]] || bash "$REPO/infra/local/build.sh"
 
 marker="poison-pill-$stamp"
-log "deploying stack $STACK_NAME (reject marker $marker)"
-PARAMETER_OVERRIDES="RejectMarker=$marker QueueVisibilityTimeout=18 ConsumerTimeout=3" \
+log "deploying stack $STACK_NAME ($QUEUE_TYPE queue, reject marker $marker)"
+PARAMETER_OVERRIDES="RejectMarker=$marker QueueVisibilityTimeout=18 ConsumerTimeout=3 $queue_overrides" \
   bash "$REPO/infra/local/deploy.sh" >/dev/null
 set -a
 # shellcheck disable=SC1090
 . "$OUTPUTS_FILE"
 set +a
 
-log "starting the fault proxy (each faulted operation fails ${FAULT_RATE} of its calls)"
+log "starting the fault proxy (each kind of fault hits ${FAULT_RATE} of its operation's calls)"
 (cd "$REPO" && cargo build -q -p tools --bin fault-proxy)
 target_dir="$(cargo_target_dir)"
 proxy_log="$LOCAL_DIR/fault-proxy-$STACK_NAME.log"
 "$target_dir/debug/fault-proxy" --upstream "$ENDPOINT" --seconds 7200 \
   --fault "s3-put:slowdown:$FAULT_RATE" \
+  --fault "s3-put:reset:$FAULT_RATE" \
+  --fault "s3-put:stall:$FAULT_RATE" \
   --fault "dynamodb-batch-write:throttling:$FAULT_RATE" \
   --fault "dynamodb-batch-write:unprocessed:$FAULT_RATE" \
-  --fault "sqs-send-batch:sqs-partial:$FAULT_RATE" >"$proxy_log" 2>&1 &
+  --fault "dynamodb-batch-write:reset:$FAULT_RATE" \
+  --fault "sqs-send-batch:sqs-partial:$FAULT_RATE" \
+  --fault "sqs-send-batch:sqs-500:$FAULT_RATE" \
+  --fault "sqs-send-batch:reset:$FAULT_RATE" \
+  --fault "sqs-send-batch:stall:$FAULT_RATE" \
+  --fault "sqs-send-batch:drop-response:$FAULT_RATE" >"$proxy_log" 2>&1 &
 proxy_pid=$!
 trap 'kill "$proxy_pid" 2>/dev/null || true' EXIT
 proxy_url=""
@@ -88,9 +121,9 @@ route() {
 route "$CONSUMER_FUNCTION_NAME" "AWS_ENDPOINT_URL_S3=$proxy_url" "AWS_ENDPOINT_URL_DYNAMODB=$proxy_url"
 route "$PRODUCER_FUNCTION_NAME" "AWS_ENDPOINT_URL_SQS=$proxy_url"
 
-log "k6 soak: $DURATION at $RATE req/s x $BATCH messages, poison share $POISON_RATE (ledger ${LEDGER#"$REPO"/})"
+log "k6 soak ($QUEUE_TYPE): $DURATION at $RATE req/s x $BATCH messages, poison share $POISON_RATE (ledger ${LEDGER#"$REPO"/})"
 k6_status=0
-RUN_ID="$RUN_ID" DURATION="$DURATION" RATE="$RATE" BATCH="$BATCH" POISON_RATE="$POISON_RATE" \
+QUEUE_TYPE="$QUEUE_TYPE" RUN_ID="$RUN_ID" DURATION="$DURATION" RATE="$RATE" BATCH="$BATCH" POISON_RATE="$POISON_RATE" \
   REJECT_MARKER="$marker" LEDGER=1 SAMPLE_RATE=0 PRODUCER_URL="$PRODUCER_URL" \
   "$VENV/bin/k6" run --quiet --log-format=raw --console-output="$LEDGER" "$HERE/soak.js" || k6_status=$?
 tail -n 1 "$proxy_log" || true

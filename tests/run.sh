@@ -83,6 +83,9 @@ STACK_NAME=test-load k6/load.sh --smoke
 step "soak smoke: poison messages and failing backend calls, then the audit"
 k6/soak.sh --smoke
 
+step "FIFO soak smoke: groups of more than 10 messages under the same faults, then the audit of their order"
+QUEUE_TYPE=fifo k6/soak.sh --smoke
+
 step "unit and end-to-end tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast ${TEST_FILTER:+-E "$TEST_FILTER"}

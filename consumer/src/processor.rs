@@ -69,6 +69,7 @@ impl<O: ObjectStore, R: RecordStore> BatchHandler<SqsEvent> for Pipeline<O, R> {
             message_id: message.message_id(),
             received_at: &received_at,
             body: Body::from_raw(body),
+            sequence_number: message.attribute("SequenceNumber"),
         };
         if let Err(err) = self.objects.put(&key, object.to_json()).await {
             return Err(Failure::new(code::S3_PUT_FAILED, DisplayErrorContext(&err)));

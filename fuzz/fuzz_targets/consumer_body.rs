@@ -12,6 +12,7 @@ fuzz_target!(|raw: &str| {
         message_id: "m",
         received_at: "t",
         body: Body::from_raw(raw),
+        sequence_number: None,
     };
     let stored: Value =
         serde_json::from_slice(&object.to_json()).expect("stored object readable by serde_json");

@@ -188,6 +188,10 @@ pub struct StoredObject<'a> {
     pub received_at: &'a str,
     /// The original body.
     pub body: Body<'a>,
+    /// SQS's `SequenceNumber` of the message (FIFO queues only): its place
+    /// in the queue, so an audit can check each group's order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence_number: Option<&'a str>,
 }
 
 impl StoredObject<'_> {
@@ -363,6 +367,7 @@ mod tests {
                 message_id: "m",
                 received_at: "2026-01-01T00:00:00.000Z",
                 body: Body::from_raw(raw),
+                sequence_number: None,
             };
             serde_json::from_slice::<serde_json::Value>(&obj.to_json())
                 .expect("stored object is JSON")["body"]
@@ -408,6 +413,7 @@ mod tests {
                 message_id: "m",
                 received_at: "t",
                 body: Body::from_raw(&raw),
+                sequence_number: None,
             };
             assert_eq!(object.body.is_json(), embedded, "{raw:.40}");
             let stored: serde_json::Value =
@@ -419,6 +425,24 @@ mod tests {
     }
 
     #[test]
+    fn the_sequence_number_is_kept_when_there_is_one() {
+        let object = |sequence_number| StoredObject {
+            id: record_id("m"),
+            message_id: "m",
+            received_at: "t",
+            body: Body::from_raw("{}"),
+            sequence_number,
+        };
+        let json = |o: StoredObject<'_>| -> serde_json::Value {
+            serde_json::from_slice(&o.to_json()).expect("JSON")
+        };
+        let fifo = json(object(Some("18849496460467696128")));
+        assert_eq!(fifo["sequenceNumber"], "18849496460467696128");
+        let standard = json(object(None));
+        assert!(standard.get("sequenceNumber").is_none(), "{standard}");
+    }
+
+    #[test]
     fn huge_numbers_survive_untouched() {
         let raw = r#"{"n":123456789012345678901234567890}"#;
         let obj = StoredObject {
@@ -426,6 +450,7 @@ mod tests {
             message_id: "m",
             received_at: "t",
             body: Body::from_raw(raw),
+            sequence_number: None,
         };
         let text = String::from_utf8(obj.to_json()).expect("utf-8");
         assert!(text.contains("123456789012345678901234567890"), "{text}");

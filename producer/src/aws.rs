@@ -1,9 +1,13 @@
 //! [`Queue`] and [`Records`] on the AWS SDK clients (feature `aws`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::config::interceptors::FinalizerInterceptorContextRef;
+use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_sqs::error::SdkError;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchError;
 use aws_sdk_sqs::types::{
@@ -109,7 +113,7 @@ impl SqsQueue {
         }
         if let Some(key) = &e.idempotency_key {
             let value = MessageAttributeValue::builder()
-                .data_type("String")
+                .data_type(crate::send::KEY_ATTRIBUTE_TYPE)
                 .string_value(key)
                 .build()
                 .map_err(invalid)?;
@@ -136,6 +140,7 @@ impl Queue for SqsQueue {
             operation: budget,
         }
         .timeout_config();
+        let attempts = AttemptLog::default();
         let output = self
             .client
             .send_message_batch()
@@ -143,9 +148,10 @@ impl Queue for SqsQueue {
             .set_entries(Some(request))
             .customize()
             .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(timeouts))
+            .interceptor(attempts.clone())
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(|err| classify(err, attempts.maybe_took_effect()))?;
         let mut results: Vec<EntryResult> = output
             .successful
             .into_iter()
@@ -187,37 +193,118 @@ const MISCONFIGURED: &[&str] = &[
     "ValidationError",
 ];
 
-/// Sorts a failed call into [`ErrorClass`]es: throttling, 5xx and
-/// connection failures are retryable, time-outs may have landed, and a
-/// missing queue, denied access or invalid parameters are misconfiguration.
-fn classify(err: SdkError<SendMessageBatchError, HttpResponse>) -> SendError {
+/// Notes whether any attempt of one call may have reached SQS without its
+/// answer being read. The SDK retries timeouts and dropped connections and
+/// returns only the last attempt's error, so a call whose last attempt was
+/// throttled may still have been taken by an earlier one.
+#[derive(Debug, Clone, Default)]
+struct AttemptLog(Arc<AtomicBool>);
+
+impl AttemptLog {
+    fn maybe_took_effect(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Intercept for AttemptLog {
+    fn name(&self) -> &'static str {
+        "AttemptLog"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_sqs::error::BoxError> {
+        let Some(Err(err)) = context.output_or_error() else {
+            return Ok(());
+        };
+        // SQS answered with an error: it did not take the call, unless the
+        // answer was a success it could not parse.
+        let answered = context.response().is_some_and(|r| !r.status().is_success());
+        let unknown = if err.is_operation_error() {
+            !answered
+        } else if let Some(connector) = err.as_connector_error() {
+            !refused_before_sending(connector)
+        } else {
+            // A time-out, an unreadable answer, or a failure we cannot place.
+            true
+        };
+        if unknown {
+            self.0.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// Whether a connection failure happened before anything was sent: the
+/// connection was refused (an `io::Error` of kind `ConnectionRefused`
+/// somewhere in its chain). Anything else may have come after sending.
+fn refused_before_sending(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// Sorts a failed call into [`ErrorClass`]es. Whatever may have taken
+/// effect, on any attempt (`maybe_took_effect`, a time-out, an unreadable
+/// answer, a connection lost after sending), has an unknown outcome; SQS's
+/// own refusals are retryable (throttling, 5xx), too large, or
+/// misconfiguration (a missing queue, denied access, invalid parameters);
+/// a connection refused before sending is retryable.
+fn classify(
+    err: SdkError<SendMessageBatchError, HttpResponse>,
+    maybe_took_effect: bool,
+) -> SendError {
     let class = match &err {
-        SdkError::TimeoutError(_) => ErrorClass::TimedOut,
-        SdkError::DispatchFailure(f) if f.is_timeout() => ErrorClass::TimedOut,
-        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => ErrorClass::Retryable,
+        _ if maybe_took_effect => ErrorClass::OutcomeUnknown,
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => ErrorClass::OutcomeUnknown,
+        SdkError::DispatchFailure(f) => match f.as_connector_error() {
+            Some(c) if refused_before_sending(c) => ErrorClass::Retryable,
+            _ => ErrorClass::OutcomeUnknown,
+        },
+        // Nothing was sent: the request could not be built or signed.
+        SdkError::ConstructionFailure(_) => ErrorClass::Retryable,
         SdkError::ServiceError(service) => {
-            let status = service.raw().status().as_u16();
+            let status = service.raw().status();
             let code = service.err().meta().code().unwrap_or_default();
             let named = |c: &&str| code == *c || code.ends_with(&format!("#{c}"));
             let throttled = ["Throttl", "RequestThrottled", "OverLimit"]
                 .iter()
                 .any(|t| code.contains(t));
-            if MISCONFIGURED.iter().any(named) || service.err().is_queue_does_not_exist() {
+            if status.is_success() {
+                // A success whose body could not be read: it took effect, or not.
+                ErrorClass::OutcomeUnknown
+            } else if service.err().is_batch_request_too_long() || code.contains("TooLong") {
+                ErrorClass::TooLarge
+            } else if MISCONFIGURED.iter().any(named) || service.err().is_queue_does_not_exist() {
                 ErrorClass::Misconfigured
-            } else if status >= 500 || status == 429 || throttled {
+            } else if status.is_server_error() || status.as_u16() == 429 || throttled {
                 ErrorClass::Retryable
             } else {
                 // Any other 4xx is a request SQS will refuse again as it is.
                 ErrorClass::Misconfigured
             }
         }
-        _ => ErrorClass::Retryable,
+        // A kind of error this SDK version does not name: assume the worst.
+        _ => ErrorClass::OutcomeUnknown,
     };
     let code = err
         .as_service_error()
         .and_then(|e| e.meta().code())
-        .unwrap_or(match class {
-            ErrorClass::TimedOut => "Timeout",
+        .unwrap_or(match &err {
+            SdkError::TimeoutError(_) => "Timeout",
+            SdkError::ResponseError(_) => "UnreadableResponse",
+            SdkError::ServiceError(_) => "UnreadableResponse",
+            SdkError::ConstructionFailure(_) => "RequestNotBuilt",
             _ => "ConnectionFailed",
         })
         .to_owned();
@@ -382,6 +469,286 @@ mod tests {
         assert_eq!(trace_header(&extensions), None, "outside Lambda");
         extensions.insert(ctx);
         assert_eq!(trace_header(&extensions).as_deref(), Some(TRACE));
+    }
+
+    // ---- how each kind of failed call is answered -------------------------
+
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use aws_sdk_sqs::error::SdkError as SqsSdkError;
+    use aws_smithy_mocks::RuleMode;
+    use aws_smithy_runtime_api::client::http::{
+        HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_types::body::SdkBody;
+
+    fn one_entry() -> Vec<Entry> {
+        vec![Entry {
+            id: "0".into(),
+            body: "{}".into(),
+            ..Entry::default()
+        }]
+    }
+
+    /// An SQS error answer in the JSON protocol, as SQS sends it.
+    fn sqs_error(status: u16, kind: &str, query_code: &str) -> HttpResponse {
+        let body = format!(
+            r#"{{"__type":"{kind}","message":"User: arn:aws:sts::123456789012:assumed-role/p is not authorized"}}"#
+        );
+        let mut response =
+            HttpResponse::new(status.try_into().expect("status"), SdkBody::from(body));
+        response
+            .headers_mut()
+            .insert("content-type", "application/x-amz-json-1.0");
+        response
+            .headers_mut()
+            .insert("x-amzn-query-error", format!("{query_code};Sender"));
+        response
+    }
+
+    /// Sends one entry through a mocked client answering `response` to
+    /// every attempt; returns the error and the calls made.
+    async fn failed_with(
+        response: impl Fn() -> HttpResponse + Send + Sync + 'static,
+    ) -> (SendError, usize) {
+        let rule = mock!(aws_sdk_sqs::Client::send_message_batch)
+            .sequence()
+            .http_response(response)
+            .times(5)
+            .build();
+        let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&rule]);
+        let err = SqsQueue::new(client, "q")
+            .send_batch(&one_entry(), Duration::from_secs(5))
+            .await
+            .expect_err("the call fails");
+        (err, rule.num_calls())
+    }
+
+    /// [`failed_with`] SQS's 400 error answer of this kind.
+    async fn refused_with(kind: &'static str, query_code: &'static str) -> (SendError, usize) {
+        failed_with(move || sqs_error(400, kind, query_code)).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_is_retryable_after_the_sdks_own_retries() {
+        let (err, calls) = refused_with(
+            "com.amazonaws.sqs#ThrottlingException",
+            "ThrottlingException",
+        )
+        .await;
+        assert_eq!(err.class, ErrorClass::Retryable, "{err:?}");
+        assert_eq!(err.class.code(), "queue_unavailable");
+        assert_eq!(calls, 3, "the SDK's three attempts, none of ours");
+    }
+
+    #[tokio::test]
+    async fn access_denied_is_misconfigured_and_not_retried() {
+        let (err, calls) = refused_with(
+            "com.amazon.coral.service#AccessDeniedException",
+            "AccessDenied",
+        )
+        .await;
+        assert_eq!(err.class, ErrorClass::Misconfigured, "{err:?}");
+        assert!(!err.class.retryable());
+        assert_eq!(calls, 1);
+    }
+
+    #[tokio::test]
+    async fn a_missing_queue_is_misconfigured_and_not_retried() {
+        let (err, calls) = refused_with(
+            "com.amazonaws.sqs#QueueDoesNotExist",
+            "AWS.SimpleQueueService.NonExistentQueue",
+        )
+        .await;
+        assert_eq!(err.class, ErrorClass::Misconfigured, "{err:?}");
+        assert_eq!(calls, 1);
+    }
+
+    #[tokio::test]
+    async fn a_call_too_long_for_sqs_is_too_large_not_misconfigured() {
+        let (err, _) = refused_with(
+            "com.amazonaws.sqs#BatchRequestTooLong",
+            "AWS.SimpleQueueService.BatchRequestTooLong",
+        )
+        .await;
+        assert_eq!(err.class, ErrorClass::TooLarge, "{err:?}");
+        assert_eq!(err.class.code(), "message_too_large");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_success_may_have_taken_effect() {
+        let (err, calls) = failed_with(|| {
+            HttpResponse::new(
+                200.try_into().expect("status"),
+                SdkBody::from("<html>proxy error</html>"),
+            )
+        })
+        .await;
+        assert_eq!(err.class, ErrorClass::OutcomeUnknown, "{err:?}");
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn a_response_that_could_not_be_read_may_have_taken_effect() {
+        let raw = HttpResponse::new(200.try_into().expect("status"), SdkBody::empty());
+        let err = SqsSdkError::response_error("connection closed mid-body", raw);
+        assert_eq!(classify(err, false).class, ErrorClass::OutcomeUnknown);
+        // The final error alone says so too, whatever the attempt log saw.
+        let io = |kind: std::io::ErrorKind| {
+            SqsSdkError::dispatch_failure(ConnectorError::io(std::io::Error::from(kind).into()))
+        };
+        let reset = classify(io(std::io::ErrorKind::ConnectionReset), false);
+        assert_eq!(reset.class, ErrorClass::OutcomeUnknown);
+        let refused = classify(io(std::io::ErrorKind::ConnectionRefused), false);
+        assert_eq!(refused.class, ErrorClass::Retryable);
+        let timeout = classify(SqsSdkError::timeout_error("operation timeout"), false);
+        assert_eq!(timeout.class, ErrorClass::OutcomeUnknown);
+    }
+
+    #[test]
+    fn every_unknown_outcome_says_it_may_be_in_the_queue() {
+        let message = ErrorClass::OutcomeUnknown.message();
+        assert!(
+            message.contains("may be in the queue; resend with the same Idempotency-Key"),
+            "{message}"
+        );
+        assert!(ErrorClass::OutcomeUnknown.retryable());
+        assert!(!ErrorClass::Retryable
+            .message()
+            .contains("may be in the queue"));
+    }
+
+    #[test]
+    fn sqs_size_refusals_of_an_entry_are_recognised() {
+        let refusal = EntryFailure {
+            code: "InvalidParameterValue".into(),
+            message: "One or more parameters are invalid. Reason: Message must be shorter than 1048576 bytes.".into(),
+            sender_fault: true,
+        };
+        assert!(refusal.is_size_refusal());
+        let other = EntryFailure {
+            message: "Value for parameter MessageGroupId is invalid.".into(),
+            ..refusal
+        };
+        assert!(!other.is_size_refusal());
+    }
+
+    /// What a scripted connection does on each attempt.
+    #[derive(Debug, Clone, Copy)]
+    enum Step {
+        /// The connection is refused: nothing was sent.
+        Refused,
+        /// The connection is reset after the request went out.
+        Reset,
+        /// No answer, ever.
+        Stall,
+        /// SQS throttles the call.
+        Throttled,
+    }
+
+    /// An HTTP client that plays `Step`s, one per attempt (the last repeats).
+    #[derive(Debug, Clone)]
+    struct Scripted(Arc<Mutex<VecDeque<Step>>>);
+
+    impl Scripted {
+        fn client(steps: &[Step]) -> aws_sdk_sqs::Client {
+            let http = Self(Arc::new(Mutex::new(steps.iter().copied().collect())));
+            aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::Config::builder()
+                    .with_test_defaults_v2()
+                    .http_client(http)
+                    .build(),
+            )
+        }
+    }
+
+    impl HttpConnector for Scripted {
+        fn call(&self, _: HttpRequest) -> HttpConnectorFuture {
+            let step = {
+                let mut steps = self.0.lock().expect("lock");
+                if steps.len() > 1 {
+                    steps.pop_front()
+                } else {
+                    steps.front().copied()
+                }
+            };
+            let io = |kind: std::io::ErrorKind| {
+                HttpConnectorFuture::ready(Err(ConnectorError::io(
+                    std::io::Error::from(kind).into(),
+                )))
+            };
+            match step.unwrap_or(Step::Stall) {
+                Step::Refused => io(std::io::ErrorKind::ConnectionRefused),
+                Step::Reset => io(std::io::ErrorKind::ConnectionReset),
+                Step::Stall => HttpConnectorFuture::new(std::future::pending()),
+                Step::Throttled => HttpConnectorFuture::ready(Ok(sqs_error(
+                    400,
+                    "com.amazonaws.sqs#ThrottlingException",
+                    "ThrottlingException",
+                ))),
+            }
+        }
+    }
+
+    impl HttpClient for Scripted {
+        fn http_connector(
+            &self,
+            _: &HttpConnectorSettings,
+            _: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            SharedHttpConnector::new(self.clone())
+        }
+    }
+
+    async fn scripted(steps: &[Step]) -> SendError {
+        SqsQueue::new(Scripted::client(steps), "q")
+            .send_batch(&one_entry(), Duration::from_secs(5))
+            .await
+            .expect_err("the call fails")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_may_have_taken_effect() {
+        let err = scripted(&[Step::Stall]).await;
+        assert_eq!(err.code, "Timeout");
+        assert_eq!(err.class, ErrorClass::OutcomeUnknown, "{err:?}");
+        assert_eq!(err.class.code(), "queue_outcome_unknown");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_refused_before_sending_is_safely_retryable() {
+        let err = scripted(&[Step::Refused]).await;
+        assert_eq!(err.code, "ConnectionFailed");
+        assert_eq!(err.class, ErrorClass::Retryable, "{err:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_lost_after_sending_may_have_taken_effect() {
+        let err = scripted(&[Step::Reset]).await;
+        assert_eq!(err.class, ErrorClass::OutcomeUnknown, "{err:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_last_attempt_after_a_lost_one_may_still_have_taken_effect() {
+        let err = scripted(&[Step::Reset, Step::Throttled]).await;
+        assert_eq!(
+            err.code, "ThrottlingException",
+            "the last attempt was throttled"
+        );
+        assert_eq!(
+            err.class,
+            ErrorClass::OutcomeUnknown,
+            "but the first may have reached SQS: {err:?}"
+        );
+        let err = scripted(&[Step::Refused, Step::Throttled]).await;
+        assert_eq!(
+            err.class,
+            ErrorClass::Retryable,
+            "a refused connection sent nothing: {err:?}"
+        );
     }
 
     #[tokio::test]

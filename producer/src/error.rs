@@ -26,13 +26,19 @@ pub enum Error {
 /// What a failed SendMessageBatch call means for its entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
-    /// Throttling, a 5xx or a connection failure: sending again may work.
+    /// SQS answered that it did not take the entries (throttling, a 5xx),
+    /// or the connection was refused before the request went out: sending
+    /// again may work, and cannot duplicate anything.
     Retryable,
-    /// The call ran out of time: the entries may or may not be in the queue.
-    TimedOut,
+    /// The call may have taken effect: no answer in time, an answer that
+    /// could not be read, or the connection lost after the request was sent
+    /// (on any of the SDK's attempts).
+    OutcomeUnknown,
     /// The queue is missing, access is denied, or a parameter is invalid:
     /// nothing will work until an operator fixes the configuration.
     Misconfigured,
+    /// SQS refused the call for its size.
+    TooLarge,
 }
 
 impl ErrorClass {
@@ -40,8 +46,9 @@ impl ErrorClass {
     pub fn code(self) -> &'static str {
         match self {
             Self::Retryable => "queue_unavailable",
-            Self::TimedOut => "queue_timeout",
+            Self::OutcomeUnknown => code::OUTCOME_UNKNOWN,
             Self::Misconfigured => "queue_misconfigured",
+            Self::TooLarge => code::MESSAGE_TOO_LARGE,
         }
     }
 
@@ -49,18 +56,52 @@ impl ErrorClass {
     /// accounts, roles and resources).
     pub fn message(self) -> &'static str {
         match self {
-            Self::Retryable => "SQS did not take the message; sending it again may succeed",
-            Self::TimedOut => {
-                "SQS did not answer in time; the message may or may not be in the queue: \
-                 resend it with the same Idempotency-Key to have it stored exactly once"
+            Self::Retryable => {
+                "SQS did not take the message (it was not enqueued); sending it again may succeed"
             }
+            Self::OutcomeUnknown => OUTCOME_UNKNOWN_MESSAGE,
             Self::Misconfigured => {
                 "the service cannot reach its queue (configuration error); \
                  retrying will not help until an operator fixes it"
             }
+            Self::TooLarge => TOO_LARGE_MESSAGE,
         }
     }
+
+    /// Whether sending the entries again may succeed.
+    pub fn retryable(self) -> bool {
+        matches!(self, Self::Retryable | Self::OutcomeUnknown)
+    }
 }
+
+/// The codes of `failed[]` that are the producer's own (beside
+/// [`ErrorClass::code`] and SQS's entry codes).
+pub mod code {
+    /// SQS may have taken the message: no answer in time, an unreadable
+    /// answer, or the connection lost after the request was sent.
+    pub const OUTCOME_UNKNOWN: &str = "queue_outcome_unknown";
+    /// Not sent, to keep its FIFO message group in order: an earlier
+    /// message of its group in the request was not enqueued.
+    pub const HELD_BACK: &str = "held_back_for_order";
+    /// SQS failed this message but took later messages of its group in the
+    /// same call, so it can no longer be enqueued ahead of them.
+    pub const ORDER_BROKEN: &str = "group_order_broken";
+    /// Never sent: the request ran out of time before its turn.
+    pub const NOT_SENT: &str = "not_sent_in_time";
+    /// SQS refused the message for its size (body and message attributes).
+    pub const MESSAGE_TOO_LARGE: &str = "message_too_large";
+}
+
+/// The one message of every answer whose outcome is unknown.
+const OUTCOME_UNKNOWN_MESSAGE: &str =
+    "SQS may have taken this message but its answer was lost (no answer in time, \
+     an unreadable answer, or the connection dropped after sending): it may be in the queue; \
+     resend with the same Idempotency-Key to have it stored once";
+
+/// The message of a message SQS refused for its size.
+const TOO_LARGE_MESSAGE: &str =
+    "SQS refused this message for its size: its body and message attributes \
+     (name, type and value) count toward SQS's 1 MiB; sending it again as is will not help";
 
 /// A SendMessageBatch call that failed as a whole, classified.
 #[derive(Debug, thiserror::Error)]

@@ -25,7 +25,7 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 pub use config::Config;
-pub use error::{ApiError, BoxError, Error, ErrorClass, SendError};
+pub use error::{code, ApiError, BoxError, Error, ErrorClass, SendError};
 pub use store::{Entry, EntryFailure, EntryResult, Queue, Records};
 
 #[cfg(feature = "aws")]
@@ -188,24 +188,13 @@ async fn post_messages<Q: Queue, R: Records>(
         call_timeout: config.call_timeout,
         deadline: deadline - answer_margin(left),
         trace_header: trace_header.as_deref(),
+        ordered: config.fifo,
     };
     let mut result = send::send_all(&state.queue, &messages, options).await;
-    let misconfigured = result
-        .failed
-        .iter()
-        .any(|f| f.code == ErrorClass::Misconfigured.code());
-    let status = if result.failed.is_empty() {
-        StatusCode::ACCEPTED
-    } else if !result.accepted.is_empty() {
-        StatusCode::MULTI_STATUS
-    } else if misconfigured {
+    let status = answer_status(&result);
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
         result.error = Some(ErrorClass::Misconfigured.code().to_owned());
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else if result.failed.iter().any(|f| f.retryable) {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    }
     if !result.failed.is_empty() {
         tracing::warn!(
             accepted = result.accepted.len(),
@@ -216,6 +205,40 @@ async fn post_messages<Q: Queue, R: Records>(
     }
     result.request_id = Some(request_id);
     Ok((status, Json(result)).into_response())
+}
+
+/// The status of an answer: 202 all enqueued, 207 some; when none was, what
+/// the messages that failed on their own say (those held back only follow
+/// an earlier failure of their group): 500 the queue is misconfigured, 413
+/// SQS refused them for their size, 503 sending again may succeed, 422 it
+/// will not.
+fn answer_status(result: &pipeline_core::EnqueueResponse) -> StatusCode {
+    if result.failed.is_empty() {
+        return StatusCode::ACCEPTED;
+    }
+    if !result.accepted.is_empty() {
+        return StatusCode::MULTI_STATUS;
+    }
+    let causes: Vec<&pipeline_core::Rejected> = result
+        .failed
+        .iter()
+        .filter(|f| f.code != error::code::HELD_BACK)
+        .collect();
+    if causes
+        .iter()
+        .any(|f| f.code == ErrorClass::Misconfigured.code())
+    {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else if causes
+        .iter()
+        .all(|f| f.code == error::code::MESSAGE_TOO_LARGE)
+    {
+        StatusCode::PAYLOAD_TOO_LARGE
+    } else if causes.iter().any(|f| f.retryable) {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    }
 }
 
 /// A header's value, checked as a key (1-128 ASCII letters, digits or
@@ -240,13 +263,19 @@ fn header_value(
     }
 }
 
-/// The top-level fields of a message the producer reads.
+/// The top-level fields of a message the producer reads: absent, or a
+/// string (`null` is not a string).
 #[derive(serde::Deserialize)]
-struct Fields<'a> {
-    #[serde(rename = "idempotencyKey", borrow, default)]
-    key: Option<std::borrow::Cow<'a, str>>,
-    #[serde(rename = "messageGroupId", borrow, default)]
-    group: Option<std::borrow::Cow<'a, str>>,
+struct Fields {
+    #[serde(rename = "idempotencyKey", default, deserialize_with = "present")]
+    key: Option<String>,
+    #[serde(rename = "messageGroupId", default, deserialize_with = "present")]
+    group: Option<String>,
+}
+
+/// A field that is there must be a string; only a missing one is `None`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    <String as serde::Deserialize>::deserialize(d).map(Some)
 }
 
 /// Each message with its key and group: a message's own fields first, then
@@ -264,7 +293,7 @@ fn outgoing(
         .into_iter()
         .enumerate()
         .map(|(i, body)| {
-            let fields: Fields<'_> = serde_json::from_str(&body).map_err(|e| {
+            let fields: Fields = serde_json::from_str(&body).map_err(|e| {
                 ApiError::bad_request(
                     "invalid_field",
                     format!(
@@ -272,9 +301,9 @@ fn outgoing(
                     ),
                 )
             })?;
-            let checked = |value: Option<std::borrow::Cow<'_, str>>, field: &str, code| {
+            let checked = |value: Option<String>, field: &str, code| {
                 match value {
-                    Some(v) if pipeline_core::valid_key(&v) => Ok(Some(v.into_owned())),
+                    Some(v) if pipeline_core::valid_key(&v) => Ok(Some(v)),
                     Some(_) => Err(ApiError::bad_request(
                         code,
                         format!(
@@ -305,6 +334,18 @@ fn outgoing(
                 (None, Some(k)) => Some(k.to_owned()),
                 (None, None) => None,
             };
+            let size = send::sqs_size(&body, key.as_deref());
+            if size > MAX_SQS_MESSAGE_BYTES {
+                return Err(ApiError::too_large(
+                    error::code::MESSAGE_TOO_LARGE,
+                    format!(
+                        "message {i} is {size} bytes as SQS counts it ({} of body, the rest its \
+                         {} attribute's name, type and value); SQS takes at most {MAX_SQS_MESSAGE_BYTES}",
+                        body.len(),
+                        pipeline_core::IDEMPOTENCY_KEY_ATTRIBUTE
+                    ),
+                ));
+            }
             let mut group = own_group.or_else(|| header_group.map(str::to_owned));
             let mut deduplication_id = None;
             if config.fifo {
@@ -493,7 +534,7 @@ fn parse_request(bytes: &[u8], max_messages: usize) -> Result<(Vec<String>, bool
         }
         if message.len() > MAX_SQS_MESSAGE_BYTES {
             return Err(ApiError::too_large(
-                "message_too_large",
+                error::code::MESSAGE_TOO_LARGE,
                 format!(
                     "message {i} is {} bytes; SQS takes at most {MAX_SQS_MESSAGE_BYTES}",
                     message.len()

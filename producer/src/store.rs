@@ -38,6 +38,17 @@ pub struct EntryFailure {
     pub sender_fault: bool,
 }
 
+impl EntryFailure {
+    /// Whether SQS refused the entry for its size. SQS has no code of its
+    /// own for that in a batch: a message over the limit fails with
+    /// `InvalidParameterValue` and "Message must be shorter than N bytes".
+    pub fn is_size_refusal(&self) -> bool {
+        self.code.contains("TooLong")
+            || (self.code.contains("InvalidParameterValue")
+                && self.message.contains("shorter than"))
+    }
+}
+
 /// Outcome of one entry: the SQS message id, or why it was not sent.
 pub type EntryResult = (String, Result<String, EntryFailure>);
 

@@ -28,6 +28,46 @@ struct MemQueue {
     stall_on: Option<&'static str>,
     /// How long each call takes.
     latency: Duration,
+    /// Calls holding this text take this long instead.
+    slow_on: Option<(&'static str, Duration)>,
+    /// Calls holding this text fail whole with this class.
+    fail_calls_on: Option<(&'static str, ErrorClass)>,
+    /// Calls in flight now, in all and per message group.
+    in_flight: Mutex<(usize, HashMap<String, usize>)>,
+    /// The most calls in flight at once, in all and for any one group.
+    most_in_flight: Mutex<(usize, usize)>,
+}
+
+/// Counts a call in flight while it lives.
+struct Flying<'a>(&'a MemQueue, Vec<String>);
+
+impl<'a> Flying<'a> {
+    fn enter(queue: &'a MemQueue, entries: &[Entry]) -> Self {
+        let mut groups: Vec<String> = entries.iter().filter_map(|e| e.group_id.clone()).collect();
+        groups.dedup();
+        let mut now = queue.in_flight.lock().expect("lock");
+        let mut most = queue.most_in_flight.lock().expect("lock");
+        now.0 += 1;
+        most.0 = most.0.max(now.0);
+        for g in &groups {
+            let n = now.1.entry(g.clone()).or_insert(0);
+            *n += 1;
+            most.1 = most.1.max(*n);
+        }
+        Self(queue, groups)
+    }
+}
+
+impl Drop for Flying<'_> {
+    fn drop(&mut self) {
+        let mut now = self.0.in_flight.lock().expect("lock");
+        now.0 -= 1;
+        for g in &self.1 {
+            if let Some(n) = now.1.get_mut(g) {
+                *n -= 1;
+            }
+        }
+    }
 }
 
 impl MemQueue {
@@ -42,6 +82,15 @@ impl MemQueue {
     fn calls(&self) -> usize {
         self.calls.lock().expect("lock").len()
     }
+
+    /// The bodies SQS took for one group, in the order it took them.
+    fn sent_in(&self, group: &str) -> Vec<String> {
+        self.entries()
+            .into_iter()
+            .filter(|e| e.group_id.as_deref() == Some(group))
+            .map(|e| e.body)
+            .collect()
+    }
 }
 
 impl Queue for MemQueue {
@@ -52,8 +101,31 @@ impl Queue for MemQueue {
     ) -> Result<Vec<EntryResult>, SendError> {
         self.calls.lock().expect("lock").push(entries.len());
         assert!(entries.len() <= 10, "SQS takes at most 10 entries");
-        if !self.latency.is_zero() {
-            tokio::time::sleep(self.latency).await;
+        let bytes: usize = entries
+            .iter()
+            .map(|e| producer::send::sqs_size(&e.body, e.idempotency_key.as_deref()))
+            .sum();
+        assert!(
+            bytes <= 1024 * 1024,
+            "SQS takes at most 1 MiB per call, attributes included: {bytes}"
+        );
+        let _flying = Flying::enter(self, entries);
+        let holds = |text: &str| entries.iter().any(|e| e.body.contains(text));
+        let latency = match self.slow_on {
+            Some((text, slow)) if holds(text) => slow,
+            _ => self.latency,
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        if let Some((text, class)) = self.fail_calls_on {
+            if holds(text) {
+                return Err(SendError::new(
+                    class,
+                    "Injected",
+                    "injected whole-call failure",
+                ));
+            }
         }
         if let Some(text) = self.stall_on {
             if entries.iter().any(|e| e.body.contains(text)) {
@@ -87,6 +159,15 @@ impl Queue for MemQueue {
                 out.push((e.id.clone(), Err(fail("InternalError", false))));
             } else if e.body.contains("sender-fault") {
                 out.push((e.id.clone(), Err(fail("InvalidMessageContents", true))));
+            } else if e.body.contains("too-big-for-sqs") {
+                out.push((
+                    e.id.clone(),
+                    Err(EntryFailure {
+                        code: "InvalidParameterValue".into(),
+                        message: "One or more parameters are invalid. Reason: Message must be shorter than 1048576 bytes.".into(),
+                        sender_fault: true,
+                    }),
+                ));
             } else if e.body.contains("vanish") {
                 // Neither in Successful nor in Failed.
             } else {
@@ -609,6 +690,16 @@ async fn bad_keys_and_groups_are_refused_and_nothing_is_enqueued() {
             post(r#"{"messageGroupId":"a b"}"#),
             "invalid_message_group",
         ),
+        (
+            "null key field",
+            post_with(r#"{"idempotencyKey":null}"#, &[("Idempotency-Key", "k")]),
+            "invalid_field",
+        ),
+        (
+            "null group field",
+            post_with(r#"[{"messageGroupId":null}]"#, &[("Message-Group-Id", "g")]),
+            "invalid_field",
+        ),
     ];
     for (what, request, code) in cases {
         let (status, body) = call(&s, request).await;
@@ -813,7 +904,7 @@ async fn a_stalled_queue_is_answered_before_the_deadline_with_exact_accounting()
     assert!(r
         .failed
         .iter()
-        .all(|f| f.retryable && f.code == "queue_timeout"));
+        .all(|f| f.retryable && f.code == "queue_outcome_unknown"));
     assert_eq!(
         s.queue.sent().len(),
         10,
@@ -890,4 +981,310 @@ async fn a_keyed_record_is_found_by_its_record_id() {
         StatusCode::NOT_FOUND,
         "a keyed record is not under its message id"
     );
+}
+
+// ---- order per FIFO group, unknown outcomes, sizes ---------------------------
+
+fn fifo_config() -> Config {
+    let mut config = Config::for_tests();
+    config.max_messages = 100;
+    config.queue_url = "http://queue/orders.fifo".into();
+    config.fifo = true;
+    config
+}
+
+fn fifo_with(queue: MemQueue) -> S {
+    Arc::new(AppState {
+        queue,
+        records: MemRecords::default(),
+        config: fifo_config(),
+    })
+}
+
+/// `n` messages of each group, interleaved (a-0, b-0, a-1, b-1, ...), each
+/// with its group and `extra` (by message) in the body.
+fn interleaved(groups: &[&str], n: usize, extra: impl Fn(&str, usize) -> &'static str) -> String {
+    let mut items = Vec::new();
+    for i in 0..n {
+        for g in groups {
+            items.push(format!(
+                r#"{{"messageGroupId":"{g}","n":"{g}-{i}"{}}}"#,
+                extra(g, i)
+            ));
+        }
+    }
+    format!("[{}]", items.join(","))
+}
+
+/// The `n` field of each body.
+fn ns(bodies: &[String]) -> Vec<String> {
+    bodies
+        .iter()
+        .map(|b| {
+            let v: serde_json::Value = serde_json::from_str(b).expect("JSON body");
+            v["n"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
+fn want(group: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{group}-{i}")).collect()
+}
+
+fn failed_codes(r: &EnqueueResponse) -> Vec<(usize, String)> {
+    r.failed.iter().map(|f| (f.index, f.code.clone())).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn fifo_groups_go_out_in_order_one_call_at_a_time_and_groups_run_side_by_side() {
+    // Group a's first call is slow: sent concurrently, its later calls would
+    // land first.
+    let s = fifo_with(MemQueue {
+        latency: Duration::from_millis(10),
+        slow_on: Some(("slow", Duration::from_millis(300))),
+        ..Default::default()
+    });
+    let body = interleaved(&["a", "b"], 35, |g, i| {
+        if g == "a" && i == 3 {
+            r#","slow":true"#
+        } else {
+            ""
+        }
+    });
+    let (status, body) = call(&s, post(body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(ns(&s.queue.sent_in("a")), want("a", 0..35));
+    assert_eq!(ns(&s.queue.sent_in("b")), want("b", 0..35));
+    let (most, most_per_group) = *s.queue.most_in_flight.lock().expect("lock");
+    assert_eq!(most_per_group, 1, "one call at a time per group");
+    assert!(most >= 2, "groups are sent side by side: {most}");
+}
+
+#[tokio::test]
+async fn fifo_messages_of_many_small_groups_share_calls() {
+    let s = fifo_with(MemQueue::default());
+    let items: Vec<String> = (0..30)
+        .map(|i| format!(r#"{{"messageGroupId":"g{i}"}}"#))
+        .collect();
+    let (status, body) = call(&s, post(format!("[{}]", items.join(",")))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(s.queue.calls(), 3, "ten groups per call");
+}
+
+#[tokio::test(start_paused = true)]
+async fn standard_queue_calls_run_concurrently() {
+    let s = state_with(
+        MemQueue {
+            latency: Duration::from_millis(50),
+            ..Default::default()
+        },
+        MemRecords::default(),
+    );
+    let items: Vec<String> = (0..45)
+        .map(|i| format!(r#"{{"messageGroupId":"tenant","n":{i}}}"#))
+        .collect();
+    let (status, _) = call(&s, post(format!("[{}]", items.join(",")))).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (most, _) = *s.queue.most_in_flight.lock().expect("lock");
+    assert_eq!(
+        most, 5,
+        "a fair-queue group does not serialise a standard queue"
+    );
+}
+
+#[tokio::test]
+async fn fifo_a_failed_call_holds_back_the_rest_of_its_group_and_other_groups_go_on() {
+    // Group a's second call (a-10 .. a-19) fails whole.
+    let s = fifo_with(MemQueue {
+        fail_calls_on: Some(("a-12", ErrorClass::Retryable)),
+        ..Default::default()
+    });
+    let (status, body) = call(&s, post(interleaved(&["a", "b"], 25, |_, _| ""))).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    let r: EnqueueResponse = serde_json::from_value(body).expect("response");
+    assert_eq!(ns(&s.queue.sent_in("a")), want("a", 0..10));
+    assert_eq!(
+        ns(&s.queue.sent_in("b")),
+        want("b", 0..25),
+        "group b goes on"
+    );
+    // a-i is message 2i of the request.
+    let mut expected: Vec<(usize, String)> = (10..20)
+        .map(|i| (2 * i, "queue_unavailable".to_owned()))
+        .collect();
+    expected.extend((20..25).map(|i| (2 * i, "held_back_for_order".to_owned())));
+    assert_eq!(failed_codes(&r), expected);
+    assert!(r.failed.iter().all(|f| f.retryable));
+    let held = &r.failed[10];
+    assert!(
+        held.message.contains("from index 20 on"),
+        "{}",
+        held.message
+    );
+}
+
+#[tokio::test]
+async fn fifo_a_failed_tail_is_sent_again_before_the_groups_next_call() {
+    let s = fifo_with(MemQueue::default());
+    // a-7 .. a-9 fail once: the tail of a's first call.
+    let body = interleaved(&["a"], 25, |_, i| {
+        if (7..10).contains(&i) {
+            r#","fail-once":true"#
+        } else {
+            ""
+        }
+    });
+    let (status, body) = call(&s, post(body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(ns(&s.queue.sent_in("a")), want("a", 0..25));
+    assert_eq!(
+        *s.queue.calls.lock().expect("lock"),
+        vec![10, 10, 8],
+        "10, then the 3 again leading the next call"
+    );
+}
+
+#[tokio::test]
+async fn fifo_an_entry_failed_between_taken_ones_is_reported_not_sent_again() {
+    let s = fifo_with(MemQueue::default());
+    // a-5 fails while a-6 .. a-9 of the same call are taken.
+    let body = interleaved(
+        &["a"],
+        15,
+        |_, i| {
+            if i == 5 {
+                r#","fail-once":true"#
+            } else {
+                ""
+            }
+        },
+    );
+    let (status, body) = call(&s, post(body)).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    let r: EnqueueResponse = serde_json::from_value(body).expect("response");
+    let mut expected = vec![(5, "group_order_broken".to_owned())];
+    expected.extend((10..15).map(|i| (i, "held_back_for_order".to_owned())));
+    assert_eq!(failed_codes(&r), expected);
+    assert!(r.failed.iter().all(|f| f.retryable));
+    let mut taken = want("a", 0..5);
+    taken.extend(want("a", 6..10));
+    assert_eq!(
+        ns(&s.queue.sent_in("a")),
+        taken,
+        "a-5 was not sent behind a-9"
+    );
+}
+
+#[tokio::test]
+async fn every_answer_of_an_unknown_outcome_says_the_message_may_be_in_the_queue() {
+    for class in [ErrorClass::OutcomeUnknown] {
+        let s = failing(class, "Timeout", "no answer");
+        let (status, body) = call(&s, post(r#"[{"a":1},{"b":2}]"#)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        let r: EnqueueResponse = serde_json::from_value(body).expect("response");
+        for f in &r.failed {
+            assert_eq!(f.code, "queue_outcome_unknown");
+            assert!(f.retryable);
+            assert!(
+                f.message
+                    .contains("may be in the queue; resend with the same Idempotency-Key"),
+                "{}",
+                f.message
+            );
+        }
+    }
+    // An entry SQS answered neither way: unknown too, never "may succeed".
+    let s = state();
+    let (_, body) = call(&s, post(r#"[{"ok":1},{"vanish":1}]"#)).await;
+    let r: EnqueueResponse = serde_json::from_value(body).expect("response");
+    assert_eq!(
+        failed_codes(&r),
+        vec![(1, "queue_outcome_unknown".to_owned())]
+    );
+    assert_eq!(s.queue.calls(), 1, "not sent again: it may be in the queue");
+}
+
+#[tokio::test]
+async fn message_attributes_count_toward_the_size_limit() {
+    let s = state();
+    // 1 MiB less 20 bytes: fits alone, not with its key attribute
+    // ("idempotency-key" + "String" + "k" = 22 bytes).
+    let body = format!(r#"{{"x":"{}"}}"#, "a".repeat(1024 * 1024 - 28));
+    assert_eq!(body.len(), 1024 * 1024 - 20);
+    let (status, answer) = call(&s, post_with(body.clone(), &[("Idempotency-Key", "k")])).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert_eq!(error_code(&answer), "message_too_large");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("idempotency-key")),
+        "{answer}"
+    );
+    assert_eq!(s.queue.calls(), 0);
+    let (status, _) = call(&s, post(body)).await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "without the attribute it fits"
+    );
+}
+
+#[tokio::test]
+async fn calls_are_cut_at_one_mebibyte_attributes_included() {
+    let mut config = Config::for_tests();
+    config.max_request_bytes = 3 * 1024 * 1024;
+    let s = Arc::new(AppState {
+        queue: MemQueue::default(),
+        records: MemRecords::default(),
+        config,
+    });
+    // Two bodies fit one call (1,048,540 bytes), not with their keys (+48).
+    let body = format!(r#"{{"x":"{}"}}"#, "a".repeat(524_270 - 8));
+    let (status, answer) = call(
+        &s,
+        post_with(format!("[{body},{body}]"), &[("Idempotency-Key", "k")]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(s.queue.calls(), 2);
+}
+
+#[tokio::test]
+async fn a_message_sqs_refuses_for_its_size_is_413_not_500() {
+    let s = state();
+    let (status, body) = call(&s, post(r#"[{"too-big-for-sqs":1}]"#)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let r: EnqueueResponse = serde_json::from_value(body.clone()).expect("response");
+    assert_eq!(failed_codes(&r), vec![(0, "message_too_large".to_owned())]);
+    assert!(!r.failed[0].retryable);
+    assert!(r.error.is_none(), "{body}");
+    // A whole call SQS refused for its size, likewise.
+    let s = failing(ErrorClass::TooLarge, "BatchRequestTooLong", "too long");
+    let (status, body) = call(&s, post(r#"[{"a":1},{"b":2}]"#)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_group_cut_at_the_deadline_says_what_may_be_in_and_what_never_went() {
+    let mut config = fifo_config();
+    config.request_timeout = Duration::from_millis(2_500);
+    let s = Arc::new(AppState {
+        queue: MemQueue {
+            latency: Duration::from_secs(1),
+            ..Default::default()
+        },
+        records: MemRecords::default(),
+        config,
+    });
+    let started = tokio::time::Instant::now();
+    let (status, body) = call(&s, post(interleaved(&["a"], 40, |_, _| ""))).await;
+    assert!(started.elapsed() < Duration::from_millis(2_500));
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    let r: EnqueueResponse = serde_json::from_value(body).expect("response");
+    assert_eq!(r.accepted.len(), 20, "two calls of a second each");
+    let mut expected: Vec<(usize, String)> = (20..30)
+        .map(|i| (i, "queue_outcome_unknown".to_owned()))
+        .collect();
+    expected.extend((30..40).map(|i| (i, "held_back_for_order".to_owned())));
+    assert_eq!(failed_codes(&r), expected);
 }

@@ -1,8 +1,9 @@
 //! The producer end to end, its SQS calls through the fault proxy: lost
 //! responses with and without an idempotency key, a black-holed endpoint,
-//! a missing queue, and FIFO order per group.
+//! a missing queue, FIFO order per group from the request to the stored
+//! record, and the audit of it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
@@ -12,6 +13,17 @@ use tests::proxy::{Fault, FaultProxy, Op, Rule};
 use tests::{endpoint, wait_until, Stack};
 
 const SETTLE: Duration = Duration::from_secs(60);
+
+/// A FIFO stack whose redeliveries come quickly: at most 10 messages a
+/// batch and no batching window (AWS's rules for FIFO), the shortest
+/// visibility timeout AWS accepts for a 3 s function (6 x).
+const FIFO_STACK: &[(&str, &str)] = &[
+    ("QueueType", "fifo"),
+    ("BatchSize", "10"),
+    ("MaximumBatchingWindowInSeconds", "0"),
+    ("ConsumerTimeout", "3"),
+    ("QueueVisibilityTimeout", "18"),
+];
 
 async fn producer_through(stack: &Stack, proxy: &FaultProxy) -> Result<()> {
     stack
@@ -225,17 +237,7 @@ async fn a_missing_queue_is_not_retried_not_retryable_and_names_no_account() -> 
 
 #[tokio::test]
 async fn fifo_groups_keep_their_order_across_a_failure() -> Result<()> {
-    let stack = Stack::deploy(
-        "prod-fifo",
-        &[
-            ("QueueType", "fifo"),
-            ("BatchSize", "10"),
-            ("MaximumBatchingWindowInSeconds", "0"),
-            ("ConsumerTimeout", "3"),
-            ("QueueVisibilityTimeout", "18"),
-        ],
-    )
-    .await?;
+    let stack = Stack::deploy("prod-fifo", FIFO_STACK).await?;
     ensure!(stack.output("QUEUE_URL")?.ends_with(".fifo"));
     // The consumer's S3 put of group a's message 1 fails all three SDK
     // attempts once: the message fails and is redelivered.
@@ -367,6 +369,188 @@ async fn the_audit_counts_duplicates_by_content_and_fails_on_a_planted_one() -> 
     ensure!(
         text.contains("| **duplicated** | 1 |")
             && text.contains("by content (two objects, one key) | 1 |"),
+        "{text}"
+    );
+    Ok(())
+}
+
+/// What the order check makes of every stored record of the stack.
+async fn stored_order(stack: &Stack) -> Result<tests::audit::OrderCheck> {
+    let stored_at: HashMap<String, String> = stack
+        .items()
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.stored_at))
+        .collect();
+    let mut placements = Vec::new();
+    for key in stack.object_keys().await? {
+        let object = stack.object(&key).await?;
+        let id = key.trim_start_matches("records/").trim_end_matches(".json");
+        placements.extend(tests::audit::placed(&object, stored_at.get(id).cloned()));
+    }
+    Ok(tests::audit::check_order(&placements))
+}
+
+#[tokio::test]
+async fn fifo_order_holds_from_request_to_stored_record_and_the_audit_catches_a_planted_swap(
+) -> Result<()> {
+    let stack = Stack::deploy("prod-order", FIFO_STACK).await?;
+    // In the middle of the request: group a's first call is slow (sent
+    // concurrently, its next calls would land first); group b's second call
+    // fails all three SDK attempts (the rest of b must wait for the client);
+    // SQS fails the tail of group c's second call once (sent again before
+    // c's next call, or it would land behind it).
+    let proxy = FaultProxy::start(
+        &endpoint(),
+        vec![
+            Rule::new(
+                Op::SqsSendMessageBatch,
+                Fault::Delay(Duration::from_millis(500)),
+                1.0,
+            )
+            .when_body_contains("slow-call")
+            .limit(1),
+            Rule::new(Op::SqsSendMessageBatch, Fault::SqsInternalError, 1.0)
+                .when_body_contains("failing-call")
+                .limit(3),
+            Rule::new(Op::SqsSendMessageBatch, Fault::SqsPartialFailed(0.3), 1.0)
+                .when_body_contains("failing-tail")
+                .limit(1),
+        ],
+    )
+    .await?;
+    producer_through(&stack, &proxy).await?;
+    let run = tests::unique("order");
+    let groups = ["a", "b", "c"];
+    let per_group = 25;
+    let mut messages = Vec::new();
+    for seq in 0..per_group {
+        for group in groups {
+            let mark = match (group, seq) {
+                ("a", 3) => "slow-call",
+                ("b", 12) => "failing-call",
+                ("c", 15) => "failing-tail",
+                _ => "",
+            };
+            messages.push(json!({
+                "messageGroupId": format!("{run}-{group}"),
+                "groupSeq": seq,
+                "idempotencyKey": format!("{run}-{group}-{seq}"),
+                "mark": mark,
+            }));
+        }
+    }
+    // A client that resends what failed, in order, with the same keys.
+    let mut pending: Vec<Value> = messages.clone();
+    let mut ledger = Vec::new();
+    let mut first_answer = None;
+    for _ in 0..5 {
+        if pending.is_empty() {
+            break;
+        }
+        let (status, body) = stack.post_messages(&Value::Array(pending.clone())).await?;
+        let answer: EnqueueResponse = serde_json::from_value(body.clone())
+            .map_err(|e| anyhow::anyhow!("{status} {body}: {e}"))?;
+        for a in &answer.accepted {
+            let key = pending[a.index]["idempotencyKey"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            ledger.push((a.message_id.clone(), Some(a.id.clone()), key));
+        }
+        pending = answer
+            .failed
+            .iter()
+            .map(|f| pending[f.index].clone())
+            .collect();
+        first_answer.get_or_insert(answer);
+    }
+    ensure!(pending.is_empty(), "still not accepted: {pending:?}");
+    let total = groups.len() * per_group as usize;
+    wait_until("every message stored", Duration::from_secs(120), || async {
+        Ok((stack.items().await?.len() >= total).then_some(()))
+    })
+    .await?;
+    let order = stored_order(&stack).await?;
+    ensure!(
+        (order.groups, order.records) == (3, total),
+        "three groups of {per_group} stored once each: {order:?}"
+    );
+    ensure!(
+        order.without_sequence_number == 0,
+        "every object keeps its SequenceNumber: {order:?}"
+    );
+    ensure!(
+        order.violations() == 0,
+        "stored in the order sent: {order:?}"
+    );
+    // What the producer answered the first time.
+    let first = first_answer.unwrap_or_default();
+    let code_of = |group: &str, seq: u64| {
+        first
+            .failed
+            .iter()
+            .find(|f| {
+                messages[f.index]["messageGroupId"] == format!("{run}-{group}")
+                    && messages[f.index]["groupSeq"] == seq
+            })
+            .map(|f| f.code.clone())
+    };
+    ensure!(
+        code_of("b", 10).as_deref() == Some("queue_unavailable")
+            && code_of("b", 20).as_deref() == Some("held_back_for_order"),
+        "group b's failed call held back the rest of b: {:?}",
+        first.failed
+    );
+    ensure!(
+        code_of("a", 10).is_none() && code_of("c", 17).is_none(),
+        "groups a and c went through whole: {:?}",
+        first.failed
+    );
+    ensure!(
+        proxy.injected(Op::SqsSendMessageBatch) == 5,
+        "every fault fired"
+    );
+
+    let (code, text) = audit(&stack, &ledger).await?;
+    ensure!(code == 0, "the audit passes:\n{text}");
+    ensure!(
+        text.contains("| **order violations**: queue order (SequenceNumber) | 0 |"),
+        "{text}"
+    );
+
+    // Straight to the queue, one message sent out of its group's order: the
+    // audit fails.
+    let group = format!("{run}-planted");
+    for seq in [0, 1, 3, 2] {
+        let body = json!({"messageGroupId": group, "groupSeq": seq, "idempotencyKey": format!("{group}-{seq}")});
+        let out = stack
+            .sqs
+            .send_message()
+            .queue_url(stack.output("QUEUE_URL")?)
+            .message_body(body.to_string())
+            .message_group_id(&group)
+            .message_deduplication_id(format!("{group}-{seq}"))
+            .send()
+            .await?;
+        ledger.push((
+            out.message_id.unwrap_or_default(),
+            None,
+            format!("{group}-{seq}"),
+        ));
+    }
+    wait_until("the planted messages stored", SETTLE, || async {
+        Ok((stack.items().await?.len() >= total + 4).then_some(()))
+    })
+    .await?;
+    let (code, text) = audit(&stack, &ledger).await?;
+    ensure!(
+        code == 1,
+        "a planted swap fails the audit (exit {code}):\n{text}"
+    );
+    ensure!(
+        text.contains("| **order violations**: queue order (SequenceNumber) | 1 |")
+            && text.contains("| groups checked for order (records) | 4 (79) |"),
         "{text}"
     );
     Ok(())

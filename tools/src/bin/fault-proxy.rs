@@ -9,7 +9,9 @@
 //! Each `--fault OP:KIND:SHARE` aims KIND at SHARE (0-1) of OP's requests.
 //! OP: s3-put, dynamodb-batch-write, dynamodb-get, sqs-send-batch.
 //! KIND: slowdown, s3-500, access-denied, throughput, throttling,
-//! dynamodb-500, unprocessed, sqs-500, sqs-partial, reset, delay-<ms>.
+//! dynamodb-500, unprocessed, sqs-500, sqs-partial, reset, stall (no answer
+//! until the client gives up), drop-response (forwarded, then the answer is
+//! dropped), delay-<ms>.
 //!
 //! It prints `READY <port>` and then `fault-proxy listening on <url> ->
 //! <upstream>` on stdout once it listens, its counters every --report-secs
@@ -55,6 +57,8 @@ fn parse_rule(spec: &str) -> Result<Rule> {
         "sqs-500" => Fault::SqsInternalError,
         "sqs-partial" => Fault::SqsPartialFailed(0.3),
         "reset" => Fault::Reset,
+        "stall" => Fault::Stall,
+        "drop-response" => Fault::DropResponse,
         other => match other.strip_prefix("delay-").and_then(|ms| ms.parse().ok()) {
             Some(ms) => Fault::Delay(Duration::from_millis(ms)),
             None => bail!("unknown fault {other:?} in {spec:?}"),
