@@ -1,12 +1,11 @@
 //! [`ObjectStore`] and [`RecordStore`] on the AWS SDK clients (feature `aws`).
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use pipeline_aws::to_item as item;
-use pipeline_core::{attr, StoredRecord};
+use pipeline_aws::RecordTable;
+use pipeline_core::StoredRecord;
 
 use crate::store::{ObjectStore, RecordStore};
 use crate::{Config, Pipeline, StoreError};
@@ -17,12 +16,12 @@ const BATCH_WRITE: &str = "DynamoDB BatchWriteItem";
 pub fn pipeline_from(
     sdk: &aws_config::SdkConfig,
     config: Config,
-) -> Pipeline<S3Objects, DynamoRecords> {
+) -> Pipeline<S3Objects, RecordTable> {
     let s3 = aws_sdk_s3::Client::from_conf(s3_config(sdk, config.s3_force_path_style));
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb_config(sdk));
     Pipeline {
         objects: S3Objects::new(s3, config.bucket.clone()),
-        records: DynamoRecords::new(dynamodb, config.table.clone()),
+        records: RecordTable::new(dynamodb, config.table.clone()),
         config,
     }
 }
@@ -124,57 +123,13 @@ impl ObjectStore for S3Objects {
     }
 }
 
-/// [`RecordStore`] on DynamoDB.
-#[derive(Debug, Clone)]
-pub struct DynamoRecords {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-}
-
-impl DynamoRecords {
-    /// Writes into `table` through `client`.
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
-    }
-}
-
-impl RecordStore for DynamoRecords {
+/// [`RecordStore`] on the records table: one BatchWriteItem attempt, its
+/// error classed for [`Pipeline`]'s retries.
+impl RecordStore for RecordTable {
     async fn put_batch(&self, records: &[StoredRecord]) -> Result<Vec<String>, StoreError> {
-        let requests = records
-            .iter()
-            .map(|r| {
-                let put = PutRequest::builder()
-                    .set_item(Some(item(r)))
-                    .build()
-                    .map_err(|e| StoreError::new(BATCH_WRITE, false, e))?;
-                Ok(WriteRequest::builder().put_request(put).build())
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let output = self
-            .client
-            .batch_write_item()
-            .request_items(&self.table, requests)
-            .send()
+        RecordTable::put_batch(self, records)
             .await
-            .map_err(|e| StoreError::new(BATCH_WRITE, retryable(&e), e))?;
-        // A 200 can still leave part of the batch undone.
-        let unprocessed = output
-            .unprocessed_items
-            .and_then(|mut by_table| by_table.remove(&self.table))
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|request| {
-                let mut item = request.put_request?.item;
-                match item.remove(attr::ID)? {
-                    AttributeValue::S(id) => Some(id),
-                    _ => None,
-                }
-            })
-            .collect();
-        Ok(unprocessed)
+            .map_err(|e| StoreError::new(BATCH_WRITE, retryable(&e), e))
     }
 }
 
@@ -182,8 +137,10 @@ impl RecordStore for DynamoRecords {
 mod tests {
     use super::*;
     use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
     use aws_sdk_s3::operation::put_object::{PutObjectError, PutObjectOutput};
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use pipeline_aws::to_item as item;
 
     fn record(id: &str) -> StoredRecord {
         StoredRecord {
@@ -257,9 +214,8 @@ mod tests {
                     .build()
             });
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]);
-        let store = DynamoRecords::new(client, "tbl");
-        let left = store
-            .put_batch(&[record("a"), record("b"), record("c")])
+        let store = RecordTable::new(client, "tbl");
+        let left = RecordStore::put_batch(&store, &[record("a"), record("b"), record("c")])
             .await
             .expect("call succeeds");
         assert_eq!(left, vec!["b".to_owned()]);
@@ -289,8 +245,7 @@ mod tests {
             let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [rule], |c| {
                 c.retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
             });
-            let err = DynamoRecords::new(client, "tbl")
-                .put_batch(&[record("a")])
+            let err = RecordStore::put_batch(&RecordTable::new(client, "tbl"), &[record("a")])
                 .await
                 .expect_err("must fail");
             assert_eq!(
@@ -326,7 +281,7 @@ mod tests {
         config.backoff_cap = std::time::Duration::from_millis(8);
         let pipeline = Pipeline {
             objects: S3Objects::new(mock_client!(aws_sdk_s3, [&s3]), "bkt"),
-            records: DynamoRecords::new(client, "tbl"),
+            records: RecordTable::new(client, "tbl"),
             config,
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

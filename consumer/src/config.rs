@@ -6,8 +6,6 @@ use lambda_batch::{DeadlinePolicy, FifoMode, Options, OptionsError};
 use pipeline_aws::CallTimeouts;
 use pipeline_core::env::{Env, EnvError};
 
-use crate::Error;
-
 /// Settings of the consumer, read from the environment at init.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -48,13 +46,13 @@ pub struct Config {
 
 impl Config {
     /// Reads the configuration from the process environment.
-    pub fn from_env() -> Result<Self, Error> {
+    pub fn from_env() -> Result<Self, EnvError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Reads the configuration through `lookup`, so tests need not touch the
     /// process environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
         let env = Env(lookup);
         let backoff_base = env.number("DYNAMODB_BACKOFF_BASE_MS", 25, 1, 10_000)?;
         let backoff_cap = env.number("DYNAMODB_BACKOFF_CAP_MS", 1_000, 1, 60_000)?;
@@ -62,8 +60,7 @@ impl Config {
             return Err(EnvError::Invalid {
                 name: "DYNAMODB_BACKOFF_CAP_MS",
                 reason: format!("must not be below DYNAMODB_BACKOFF_BASE_MS ({backoff_base})"),
-            }
-            .into());
+            });
         }
         let engine = engine_options(&env)?;
         let call_timeouts = CallTimeouts {
@@ -79,8 +76,7 @@ impl Config {
             return Err(EnvError::Invalid {
                 name: "CALL_TIMEOUT_MS",
                 reason: "must not be below CALL_ATTEMPT_TIMEOUT_MS".to_owned(),
-            }
-            .into());
+            });
         }
         Ok(Self {
             bucket: env.required("BUCKET_NAME")?,
@@ -115,7 +111,7 @@ impl Config {
 /// The engine's options from their variables. Each variable's range is one
 /// the engine accepts whatever the others say; what depends on another
 /// variable is checked here, at start-up, naming both.
-fn engine_options<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Options, Error> {
+fn engine_options<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Options, EnvError> {
     let ms = |name, default, max| -> Result<Duration, EnvError> {
         Ok(Duration::from_millis(env.number(name, default, 0, max)?))
     };
@@ -130,8 +126,7 @@ fn engine_options<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Options
                 deadline_floor.as_millis(),
                 deadline_cap.as_millis()
             ),
-        }
-        .into());
+        });
     }
     let deadline = DeadlinePolicy::new(deadline_floor, fraction, deadline_cap)
         .map_err(|e| invalid("DEADLINE_MARGIN_PERCENT", &e))?;
@@ -149,8 +144,7 @@ fn engine_options<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Options
                 linger.as_millis(),
                 max_linger.as_millis()
             ),
-        }
-        .into());
+        });
     }
     let step_timeout = match env.number("STEP_TIMEOUT_MS", 0, 0, 900_000)? {
         0 => None,
@@ -163,8 +157,7 @@ fn engine_options<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Options
             return Err(EnvError::Invalid {
                 name: "FIFO_MODE",
                 reason: format!("expected group or batch, got {other:?}"),
-            }
-            .into())
+            })
         }
     };
     Options::builder()
@@ -182,12 +175,11 @@ fn engine_options<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Options
         .map_err(|e| invalid("the engine options", &e))
 }
 
-fn invalid(name: &'static str, error: &OptionsError) -> Error {
+fn invalid(name: &'static str, error: &OptionsError) -> EnvError {
     EnvError::Invalid {
         name,
         reason: error.to_string(),
     }
-    .into()
 }
 
 #[cfg(test)]
@@ -195,7 +187,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn from(vars: &[(&str, &str)]) -> Result<Config, Error> {
+    fn from(vars: &[(&str, &str)]) -> Result<Config, EnvError> {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

@@ -1,18 +1,6 @@
-//! The consumer's errors.
+//! The consumer's error: a failed call to one of its stores.
 
-/// A boxed error from a store, kept as the source of [`StoreError`].
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// Errors of the consumer library.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A configuration variable is missing or unusable.
-    #[error(transparent)]
-    Config(#[from] pipeline_core::env::EnvError),
-    /// The batch could not be answered with a partial batch response.
-    #[error(transparent)]
-    Batch(#[from] lambda_batch::Error),
-}
+use pipeline_core::BoxError;
 
 /// A call to S3 or DynamoDB that failed as a whole.
 #[derive(Debug, thiserror::Error)]

@@ -14,10 +14,10 @@ pub mod processor;
 pub mod store;
 
 pub use config::Config;
-pub use error::{BoxError, Error, StoreError};
+pub use error::StoreError;
 pub use invoke::handle_invocation;
 pub use processor::{code, Pipeline, DYNAMODB_BATCH_LIMIT};
 pub use store::{ObjectStore, RecordStore};
 
 #[cfg(feature = "aws")]
-pub use aws::{pipeline_from, DynamoRecords, S3Objects};
+pub use aws::{pipeline_from, S3Objects};

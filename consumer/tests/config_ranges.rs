@@ -12,7 +12,7 @@ use consumer::{Config, Pipeline};
 use fakes::{MemObjects, MemRecords};
 use lambda_batch::sqs::{SqsEvent, SqsMessage};
 
-fn config(vars: &[(&str, &str)]) -> Result<Config, consumer::Error> {
+fn config(vars: &[(&str, &str)]) -> Result<Config, pipeline_core::env::EnvError> {
     Config::from_lookup(|name| match name {
         "BUCKET_NAME" => Some("bucket".to_owned()),
         "TABLE_NAME" => Some("table".to_owned()),

@@ -1,9 +1,82 @@
-//! The DynamoDB item of a [`StoredRecord`], both ways.
+//! The DynamoDB item of a [`StoredRecord`], both ways, and the table both
+//! functions use ([`RecordTable`]).
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use pipeline_core::{attr, StoredRecord};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use pipeline_core::{attr, BoxError, StoredRecord};
+
+/// The records table, written by the consumer and read by the producer.
+/// One attempt per call: the retry policy is the caller's.
+#[derive(Debug, Clone)]
+pub struct RecordTable {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl RecordTable {
+    /// The table `table` through `client`.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Writes up to 25 records with distinct ids in one BatchWriteItem call
+    /// and returns the ids of those DynamoDB left unprocessed: a 200 can
+    /// still leave part of the batch undone.
+    pub async fn put_batch(
+        &self,
+        records: &[StoredRecord],
+    ) -> Result<Vec<String>, SdkError<BatchWriteItemError>> {
+        let requests = records
+            .iter()
+            .map(|r| {
+                let put = PutRequest::builder().set_item(Some(to_item(r))).build();
+                put.map(|put| WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(SdkError::construction_failure)?;
+        let output = self
+            .client
+            .batch_write_item()
+            .request_items(&self.table, requests)
+            .send()
+            .await?;
+        Ok(output
+            .unprocessed_items
+            .and_then(|mut by_table| by_table.remove(&self.table))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(
+                |request| match request.put_request?.item.remove(attr::ID)? {
+                    AttributeValue::S(id) => Some(id),
+                    _ => None,
+                },
+            )
+            .collect())
+    }
+
+    /// The record with this id, if there is one.
+    pub async fn get(&self, id: &str) -> Result<Option<StoredRecord>, BoxError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::ID, AttributeValue::S(id.to_owned()))
+            .send()
+            .await?;
+        match output.item {
+            None => Ok(None),
+            Some(item) => from_item(&item)
+                .map(Some)
+                .map_err(|reason| format!("item {id}: {reason}").into()),
+        }
+    }
+}
 
 /// The item written for a record.
 pub fn to_item(record: &StoredRecord) -> HashMap<String, AttributeValue> {

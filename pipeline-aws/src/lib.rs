@@ -6,7 +6,7 @@ use std::time::Duration;
 #[cfg(feature = "sdk")]
 pub mod item;
 #[cfg(feature = "sdk")]
-pub use item::{from_item, to_item};
+pub use item::{from_item, to_item, RecordTable};
 
 /// Time limits for every call of an SDK client. The SDK's default config
 /// sets a connect timeout only, so without these a call that never answers

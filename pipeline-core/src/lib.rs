@@ -6,6 +6,9 @@
 
 pub mod env;
 
+/// A boxed error, the source kept by the functions' error types.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// The `uuid` crate this contract's ids are made with.
 pub use uuid;
 

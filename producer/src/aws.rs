@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::config::interceptors::FinalizerInterceptorContextRef;
 use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
@@ -15,20 +14,18 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 use lambda_http::RequestExt;
-use pipeline_core::{attr, StoredRecord};
+use pipeline_aws::RecordTable;
+use pipeline_core::StoredRecord;
 
 use crate::store::{Entry, EntryFailure, EntryResult, Queue, Records};
 use crate::{AppState, Config, Error, ErrorClass, SendError};
 
 /// Builds the state with SDK clients derived from one shared `SdkConfig`.
-pub fn state_from(
-    sdk: &aws_config::SdkConfig,
-    config: Config,
-) -> AppState<SqsQueue, DynamoRecords> {
+pub fn state_from(sdk: &aws_config::SdkConfig, config: Config) -> AppState<SqsQueue, RecordTable> {
     AppState {
         queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), config.queue_url.clone())
             .with_attempt_timeout(config.call_attempt_timeout),
-        records: DynamoRecords::new(aws_sdk_dynamodb::Client::new(sdk), config.table.clone()),
+        records: RecordTable::new(aws_sdk_dynamodb::Client::new(sdk), config.table.clone()),
         config,
     }
 }
@@ -311,39 +308,10 @@ fn classify(
     SendError::new(class, code, err)
 }
 
-/// [`Records`] on DynamoDB.
-#[derive(Debug, Clone)]
-pub struct DynamoRecords {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-}
-
-impl DynamoRecords {
-    /// Reads `table` through `client`.
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
-    }
-}
-
-impl Records for DynamoRecords {
+/// [`Records`] on the records table.
+impl Records for RecordTable {
     async fn get(&self, id: &str) -> Result<Option<StoredRecord>, Error> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(attr::ID, AttributeValue::S(id.to_owned()))
-            .send()
-            .await
-            .map_err(|err| Error::Records(err.into()))?;
-        let Some(item) = output.item else {
-            return Ok(None);
-        };
-        pipeline_aws::from_item(&item)
-            .map(Some)
-            .map_err(|reason| Error::Records(format!("item {id}: {reason}").into()))
+        RecordTable::get(self, id).await.map_err(Error::Records)
     }
 }
 
@@ -757,7 +725,7 @@ mod tests {
             aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder().build()
         });
         let client = mock_client!(aws_sdk_dynamodb, [&rule]);
-        let found = DynamoRecords::new(client, "t")
+        let found = RecordTable::new(client, "t")
             .get("id")
             .await
             .expect("call succeeds");

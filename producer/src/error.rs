@@ -4,10 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use pipeline_core::ErrorBody;
-
-/// A boxed source error.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+use pipeline_core::{BoxError, ErrorBody};
 
 /// Errors of the producer library.
 #[derive(Debug, thiserror::Error)]

@@ -25,11 +25,11 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 pub use config::Config;
-pub use error::{code, ApiError, BoxError, Error, ErrorClass, SendError};
+pub use error::{code, ApiError, Error, ErrorClass, SendError};
 pub use store::{Entry, EntryFailure, EntryResult, Queue, Records};
 
 #[cfg(feature = "aws")]
-pub use aws::{state_from, DynamoRecords, SqsQueue};
+pub use aws::{state_from, SqsQueue};
 
 /// Everything a request needs, built once at start-up.
 #[derive(Debug)]
