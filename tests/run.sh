@@ -28,14 +28,16 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo doc -D warnings: the engine crate and the contract"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -p lambda-batch -p pipeline-core
 
-# ---- the engine crate's own checks ---------------------------------------
-# The publishable engine crate (lambda-batch/) checks what only a library
-# needs: cargo package, its rust-version, a build outside this workspace.
-# Its script owns those steps; this is where they run.
-if [[ -f lambda-batch/ci.sh ]]; then
-  step "lambda-batch crate checks (lambda-batch/ci.sh)"
-  bash lambda-batch/ci.sh
-fi
+# ---- the engine crate's own checks (lambda-batch/ci.sh) ------------------
+# The publishable engine crate checks what only a library needs (cargo
+# package, its rust-version, a build outside this workspace, ...). Its script
+# owns those steps; they run here, after the tests.
+crate_checks() {
+  if [[ -f lambda-batch/ci.sh ]]; then
+    step "lambda-batch crate checks (lambda-batch/ci.sh)"
+    bash lambda-batch/ci.sh
+  fi
+}
 # ---------------------------------------------------------------------------
 
 # Unit and end-to-end tests with nextest, then the doc tests (nextest does
@@ -53,6 +55,7 @@ run_tests() {
 if [[ "${SKIP_E2E:-0}" == 1 ]]; then
   step "unit tests (SKIP_E2E=1)"
   run_tests --exclude tests --no-tests=warn
+  crate_checks
   exit 0
 fi
 
@@ -87,4 +90,5 @@ step "unit and end-to-end tests"
 # instead of skipping, as it does under a bare `cargo test`.
 export REQUIRE_EMULATOR=1
 run_tests --test-threads "${TEST_THREADS:-8}" ${TEST_FILTER:+-E "$TEST_FILTER"}
+crate_checks
 step "done"
