@@ -21,10 +21,16 @@ step() {
 step "toolchain (.venv: emulator, aws cli, k6)"
 bash infra/local/venv.sh
 
-# The optimised binaries the bench, load and soak smokes run, as `make up`
-# builds them (the `local` profile; `make test` builds dev).
-step "local-profile build and Lambda zips"
-CARGO_BUILD_FLAGS="--locked" bash infra/local/build.sh
+# The binaries the smokes run. The Lambdas are make test's dev build (after
+# make test this is a no-op): the smokes check that the tools work, and their
+# figures are not judged (`make bench` and `make load` build optimised ones).
+# The fault proxy and the ceiling are built as k6/load.sh builds its ceiling,
+# `-p tools` in the local profile, so that build is shared; a build of
+# consumer and producer in the local profile would compile the AWS SDK once
+# more (cargo unifies features per invocation, and those differ).
+step "builds: the dev-profile Lambda zips of make test, the local-profile tools"
+CARGO_PROFILE=dev CARGO_BUILD_FLAGS="--locked --workspace --all-targets" bash infra/local/build.sh
+cargo build --locked --quiet --profile local -p tools --bin fault-proxy --bin ceiling
 
 # Every check of `make check-infra`: the cheap ones make test runs too
 # (uv.lock, cfn-lint, least privilege), and sam validate, checkov and cargo
@@ -36,15 +42,8 @@ step "fuzz smoke: every cargo-fuzz target for a few seconds"
 fuzz/run.sh "${FUZZ_SECONDS:-5}"
 
 step "bench smoke: Rust, Python and Node consumers through the Runtime API harness"
-# It runs the local-profile binary just built (its figures are printed, not
-# judged; `make bench` measures the release build).
-export BENCH_RUST_BOOTSTRAP="${BENCH_RUST_BOOTSTRAP:-$(cargo_target_dir)/local/consumer}"
-# The latency proxy (tools/'s fault-proxy), built as the consumer was: local
-# profile, --locked (bench.sh would build it too, without --locked).
-if [[ -z "${BENCH_PROXY_BIN:-}" ]]; then
-  cargo build --locked --quiet --profile local -p tools --bin fault-proxy
-  export BENCH_PROXY_BIN="$(cargo_target_dir)/local/fault-proxy"
-fi
+export BENCH_RUST_BOOTSTRAP="${BENCH_RUST_BOOTSTRAP:-$(cargo_target_dir)/debug/consumer}"
+export BENCH_PROXY_BIN="${BENCH_PROXY_BIN:-$(cargo_target_dir)/local/fault-proxy}"
 # The smoke runs every function under a CPU quota (512 MB) too; as root the
 # quota must be set (a cgroup cpu controller is there), elsewhere the run
 # says it skipped it.
@@ -70,7 +69,9 @@ trap cleanup EXIT
 
 step "load smoke: the ramp's unit tests, then a 3-step k6 ramp, e2e and the emulator's ceiling against a stack of its own"
 .venv/bin/python k6/test_ramp.py -q
-STACK_NAME=test-load k6/load.sh --smoke
+# SKIP_BUILD=1: when the stack is missing, load.sh's up.sh deploys the zips
+# built above instead of building the local profile.
+SKIP_BUILD=1 STACK_NAME=test-load k6/load.sh --smoke
 
 step "soak smoke: poison messages and failing backend calls, then the audit"
 k6/soak.sh --smoke
