@@ -2,7 +2,7 @@
 SHELL := bash
 
 .DEFAULT_GOAL := help
-.PHONY: help up down status test unit fmt lint audit check-infra package deploy bench bench-quick fuzz load soak
+.PHONY: help up down status test smoke unit fmt lint audit check-infra package deploy bench bench-quick fuzz load soak
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -21,10 +21,13 @@ status: ## Show the emulator, the stack and the queue depths
 
 # ---- Rust workspace ---------------------------------------------------------
 
-test: ## fmt, clippy, unit and end-to-end tests (starts the emulator itself)
+test: ## Everything that tests the product: fmt, clippy, unit, doc and end-to-end tests (starts the emulator itself)
 	tests/run.sh
 
-unit: ## fmt, clippy and unit tests only (no emulator)
+smoke: ## A short run of the tooling: infra scanners, fuzz, bench, load and soak smokes (CI runs it after make test)
+	tests/smoke.sh
+
+unit: ## fmt, clippy, unit and doc tests only (no emulator)
 	SKIP_E2E=1 tests/run.sh
 
 fmt: ## Format the code
@@ -33,7 +36,7 @@ fmt: ## Format the code
 lint: ## Clippy with warnings as errors
 	cargo clippy --workspace --all-targets -- -D warnings
 
-# ---- AWS (see README.md, "Deploy to AWS") ---------------------------------------------
+# ---- AWS (see docs/deploy-aws.md) -------------------------------------------
 
 check-infra: ## cfn-lint, sam validate, checkov, least-privilege IAM test, cargo deny (offline)
 	infra/check.sh

@@ -1,16 +1,30 @@
 #!/usr/bin/env bash
-# The project's whole test run (`make test`, and CI through .ci/run):
-# formatting, lints, unit tests and the end-to-end tests against the local
-# emulator, which it starts itself (and stops again if it started it).
+# `make test`: everything that tests the product, locally and in CI (.ci/run
+# runs it, then tests/smoke.sh): formatting, lints, docs, unit and doc tests,
+# the offline template and IAM checks, and the end-to-end tests against the
+# local emulator, which it starts itself (and stops again if it started it).
+# The bench, load, soak and fuzz smokes and the slower scanners are `make
+# smoke` (tests/smoke.sh).
 #   Env: TEST_FILTER (a nextest filter expression, e.g. 'package(consumer)'),
-#        SKIP_E2E=1 (unit tests only; no emulator needed).
+#        SKIP_E2E=1 (no emulator: unit and doc tests only, `make unit`),
+#        TEST_THREADS (tests at once, default 4: the end-to-end tests spend
+#        most of their time waiting on queues, not on the CPU; 8 on a busy
+#        2-core machine starved a test that times an answer against its
+#        Lambda timeout).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../infra/local/lib.sh"
 cd "$REPO"
 
-step() { printf '\n\033[1;32m### %s\033[0m\n' "$*" >&2; }
+# Each step says the seconds since the start and the CPU time used so far
+# (user and system, of the processes this script waited for): on a shared
+# machine the CPU time shows what a step costs whatever the load.
+step() {
+  local cpu # CPU seconds of the processes this shell waited for (cutime + cstime)
+  cpu="$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.0f", ($16 + $17) / hz}' "/proc/$$/stat" 2>/dev/null)" || cpu="?"
+  printf '\n\033[1;32m### %s\033[0m (%s s; %s CPU s)\n' "$*" "$SECONDS" "$cpu" >&2
+}
 
-step "toolchain (.venv: emulator, aws cli, k6)"
+step "toolchain (.venv: emulator, aws cli)"
 bash infra/local/venv.sh
 
 step "cargo fmt --check"
@@ -23,45 +37,51 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo doc -D warnings: the engine crate and the contract"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -p lambda-batch -p pipeline-core
 
+# ---- the engine crate's own checks (lambda-batch/ci.sh) ------------------
+# The publishable engine crate checks what only a library needs (cargo
+# package, its rust-version, a build outside this workspace, ...). Its script
+# owns those steps; they run here, after the tests.
+crate_checks() {
+  if [[ -f lambda-batch/ci.sh ]]; then
+    step "lambda-batch crate checks (lambda-batch/ci.sh)"
+    bash lambda-batch/ci.sh
+  fi
+}
+# ---------------------------------------------------------------------------
+
+# Unit and end-to-end tests with nextest, then the doc tests (nextest does
+# not run those); plain `cargo test` runs both where nextest is missing.
+run_tests() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast "$@"
+    step "doc tests"
+    # lambda-batch/ci.sh runs the engine crate's own (crate_checks, below).
+    local own=(); [[ -f lambda-batch/ci.sh ]] && own=(--exclude lambda-batch)
+    cargo test --workspace --locked --doc "${own[@]}"
+  else
+    cargo test --workspace --locked --no-fail-fast
+  fi
+}
+
 if [[ "${SKIP_E2E:-0}" == 1 ]]; then
   step "unit tests (SKIP_E2E=1)"
-  if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --locked --exclude tests --no-tests=warn
-  else
-    cargo test --workspace --locked --exclude tests
-  fi
+  run_tests --exclude tests --no-tests=warn
+  crate_checks
   exit 0
 fi
 
-step "local-profile build and Lambda zips"
-CARGO_BUILD_FLAGS="--locked" bash infra/local/build.sh
+# One build for the tests and the Lambdas the end-to-end tests deploy: the
+# dev profile with every target of the workspace is the build nextest runs,
+# so the AWS SDK is compiled once here (the `local` profile of `make up`
+# would compile it a second time, optimised). The tests check behaviour, not
+# speed; `make smoke`, `make load` and `make bench` use optimised builds.
+step "build: tests and the Lambda zips (dev profile)"
+CARGO_PROFILE=dev CARGO_BUILD_FLAGS="--locked --workspace --all-targets" bash infra/local/build.sh
 
-step "infra checks: cfn-lint, sam validate, checkov, least privilege, cargo deny, glibc"
-bash infra/check.sh
-
-step "fuzz smoke: every cargo-fuzz target for a few seconds"
-fuzz/run.sh "${FUZZ_SECONDS:-5}"
-
-step "bench smoke: Rust and Python consumers through the Runtime API harness"
-# The smoke checks that the harness and every peer still work; it runs the
-# local-profile binary just built (its figures are printed, not judged;
-# `make bench` measures the release build).
-export BENCH_RUST_BOOTSTRAP="${BENCH_RUST_BOOTSTRAP:-$(cargo_target_dir)/local/consumer}"
-# The latency proxy (tools/'s fault-proxy), built as the consumer was: local
-# profile, --locked (bench.sh would build it too, without --locked).
-if [[ -z "${BENCH_PROXY_BIN:-}" ]]; then
-  cargo build --locked --quiet --profile local -p tools --bin fault-proxy
-  export BENCH_PROXY_BIN="$(cargo_target_dir)/local/fault-proxy"
-fi
-# The smoke runs every function under a CPU quota (512 MB) too; as root the
-# quota must be set (a cgroup cpu controller is there), elsewhere the run
-# says it skipped it.
-quota_flag=""; [ "$(id -u)" -eq 0 ] && quota_flag="--require-quota"
-# BENCH_REQUIRE_NODE=1: CI installed the Node peer's build tools (.ci/run),
-# so a failed install of bench/node fails the run instead of skipping it.
-(cd bench && BENCH_REQUIRE_NODE=1 bash bench.sh --smoke --require-rust ${quota_flag:+"$quota_flag"})
-(cd bench && ../.venv/bin/python -m unittest -q tests/test_harness.py && python/.venv/bin/python -m unittest -q tests/test_peers.py)
-(cd bench/node && node --test --test-reporter=dot)
+# The template's validity and its IAM are the product's; the slower scanners
+# (sam validate, checkov, cargo deny) are in `make smoke` and `make check-infra`.
+step "infra checks: uv.lock, cfn-lint, least privilege"
+bash infra/check.sh uv-lock cfn-lint least-privilege
 
 step "emulator"
 started_here=0
@@ -76,19 +96,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "load smoke: the ramp's unit tests, then a 3-step k6 ramp, e2e and the emulator's ceiling against a stack of its own"
-.venv/bin/python k6/test_ramp.py -q
-STACK_NAME=test-load k6/load.sh --smoke
-
-step "soak smoke: poison messages and failing backend calls, then the audit"
-k6/soak.sh --smoke
-
-step "FIFO soak smoke: groups of more than 10 messages under the same faults, then the audit of their order"
-QUEUE_TYPE=fifo k6/soak.sh --smoke
-
 step "unit and end-to-end tests"
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast ${TEST_FILTER:+-E "$TEST_FILTER"}
-else
-  cargo test --workspace --locked --no-fail-fast
-fi
+# REQUIRE_EMULATOR=1: an end-to-end test that finds no emulator fails here
+# instead of skipping, as it does under a bare `cargo test`.
+export REQUIRE_EMULATOR=1
+run_tests --test-threads "${TEST_THREADS:-4}" ${TEST_FILTER:+-E "$TEST_FILTER"}
+crate_checks
+step "done"

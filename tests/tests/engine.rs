@@ -27,6 +27,7 @@ async fn stored_message_ids(stack: &Stack) -> Result<HashSet<String>> {
 
 #[tokio::test]
 async fn a_stalled_put_fails_only_its_message_and_the_others_are_stored() -> Result<()> {
+    tests::needs_emulator!();
     // Timeout 5 s: the margin is 500 ms, so the engine stops waiting 250 ms
     // before the deadline. One PutObject never answers; the SDK's attempt
     // timeout (2 s) retries it into the same stall, and the engine cuts it off.
@@ -75,6 +76,7 @@ async fn a_stalled_put_fails_only_its_message_and_the_others_are_stored() -> Res
 
 #[tokio::test]
 async fn fair_queue_group_ids_on_a_standard_queue_are_processed_concurrently() -> Result<()> {
+    tests::needs_emulator!();
     // Twenty messages of one tenant (MessageGroupId) from a standard queue:
     // every PutObject waits 1 s in the proxy, so a serialised run would
     // never have more than one in flight.

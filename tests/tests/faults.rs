@@ -87,6 +87,7 @@ fn bodies(n: usize, tag: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn s3_and_dynamodb_errors_lose_and_duplicate_nothing() -> Result<()> {
+    tests::needs_emulator!();
     // Visibility 6 x the 4 s timeout, as AWS asks: a message whose retries
     // all failed comes back after 24 s, so a few rounds fit in SETTLE.
     let stack = Stack::deploy(
@@ -126,6 +127,7 @@ async fn s3_and_dynamodb_errors_lose_and_duplicate_nothing() -> Result<()> {
 
 #[tokio::test]
 async fn connection_resets_lose_and_duplicate_nothing() -> Result<()> {
+    tests::needs_emulator!();
     // As above: failed messages come back after 24 s (6 x the 4 s timeout).
     let stack = Stack::deploy(
         "fault-reset",
@@ -151,6 +153,7 @@ async fn connection_resets_lose_and_duplicate_nothing() -> Result<()> {
 #[tokio::test]
 async fn reported_failures_are_exactly_the_unstored_messages_and_their_retry_stores_them(
 ) -> Result<()> {
+    tests::needs_emulator!();
     let stack = Stack::deploy("fault-exact", &[]).await?;
     // Every BatchWriteItem call leaves half its items unprocessed, and the
     // first S3 puts fail outright (past the SDK's own retries).
@@ -226,6 +229,7 @@ async fn reported_failures_are_exactly_the_unstored_messages_and_their_retry_sto
 
 #[tokio::test]
 async fn a_call_slower_than_the_function_timeout_is_retried_not_lost() -> Result<()> {
+    tests::needs_emulator!();
     // Timeout 3 s, each delayed call 8 s: the consumer stops waiting at its
     // deadline margin (300 ms before the timeout) and reports the unfinished
     // messages; the first invocation has ended long before the queue
@@ -260,6 +264,7 @@ async fn a_call_slower_than_the_function_timeout_is_retried_not_lost() -> Result
 
 #[tokio::test]
 async fn a_consumer_killed_mid_batch_has_its_batch_redelivered_and_stored_once() -> Result<()> {
+    tests::needs_emulator!();
     // The killed batch stays in flight until its visibility timeout: 30 s
     // (6 x the 5 s timeout), then it is redelivered and stored.
     let stack = Stack::deploy(
@@ -303,6 +308,7 @@ async fn a_consumer_killed_mid_batch_has_its_batch_redelivered_and_stored_once()
 
 #[tokio::test]
 async fn producer_never_acknowledges_a_message_that_was_not_enqueued() -> Result<()> {
+    tests::needs_emulator!();
     let stack = Stack::deploy("fault-sqs", &[]).await?;
     let proxy = FaultProxy::start(
         &endpoint(),

@@ -160,20 +160,24 @@ async fn run_variant(prefix: &str, queue_type: &str, polling: &str) -> Result<()
 
 #[tokio::test]
 async fn standard_queue_on_demand_polling_stores_every_message() -> Result<()> {
+    tests::needs_emulator!();
     run_variant("mode-std-od", "standard", "on-demand").await
 }
 
 #[tokio::test]
 async fn standard_queue_provisioned_polling_stores_every_message() -> Result<()> {
+    tests::needs_emulator!();
     run_variant("mode-std-pr", "standard", "provisioned").await
 }
 
 #[tokio::test]
 async fn fifo_queue_on_demand_polling_stores_every_message() -> Result<()> {
+    tests::needs_emulator!();
     run_variant("mode-fifo-od", "fifo", "on-demand").await
 }
 
 #[tokio::test]
 async fn fifo_queue_provisioned_polling_stores_every_message() -> Result<()> {
+    tests::needs_emulator!();
     run_variant("mode-fifo-pr", "fifo", "provisioned").await
 }

@@ -33,6 +33,7 @@ async fn wait_for_items(stack: &Stack, n: usize) -> Result<()> {
 
 #[tokio::test]
 async fn producer_and_raw_messages_each_end_as_one_object_and_one_item() -> Result<()> {
+    tests::needs_emulator!();
     let stack = Stack::deploy("e2e-flow", &[]).await?;
     let mut sent: HashMap<String, String> = HashMap::new();
 
@@ -118,6 +119,7 @@ async fn producer_and_raw_messages_each_end_as_one_object_and_one_item() -> Resu
 
 #[tokio::test]
 async fn a_message_that_always_fails_is_retried_and_ends_in_the_dlq() -> Result<()> {
+    tests::needs_emulator!();
     let marker = tests::unique("poison");
     let stack = Stack::deploy(
         "e2e-dlq",
@@ -161,6 +163,7 @@ async fn a_message_that_always_fails_is_retried_and_ends_in_the_dlq() -> Result<
 
 #[tokio::test]
 async fn the_same_message_delivered_twice_yields_one_object_and_one_item() -> Result<()> {
+    tests::needs_emulator!();
     let stack = Stack::deploy("e2e-twice", &[]).await?;
     let function = stack.output("CONSUMER_FUNCTION_NAME")?.to_owned();
     let message_id = uuid::Uuid::new_v4().to_string();

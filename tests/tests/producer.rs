@@ -65,6 +65,7 @@ async fn post_until_accepted(
 #[tokio::test]
 async fn a_lost_response_resent_with_a_key_is_one_record_and_without_a_key_a_duplicate(
 ) -> Result<()> {
+    tests::needs_emulator!();
     let stack = Stack::deploy("prod-lost", &[]).await?;
     let proxy = FaultProxy::start(
         &endpoint(),
@@ -147,6 +148,7 @@ async fn a_lost_response_resent_with_a_key_is_one_record_and_without_a_key_a_dup
 
 #[tokio::test]
 async fn a_black_holed_sqs_is_answered_before_the_deadline_with_exact_accounting() -> Result<()> {
+    tests::needs_emulator!();
     let stack = Stack::deploy("prod-stall", &[]).await?;
     let proxy =
         FaultProxy::start(
@@ -200,6 +202,7 @@ async fn a_black_holed_sqs_is_answered_before_the_deadline_with_exact_accounting
 
 #[tokio::test]
 async fn a_missing_queue_is_not_retried_not_retryable_and_names_no_account() -> Result<()> {
+    tests::needs_emulator!();
     let stack = Stack::deploy("prod-noq", &[]).await?;
     let proxy = FaultProxy::start(&endpoint(), vec![]).await?;
     let queue = stack.output("QUEUE_URL")?;
@@ -237,6 +240,7 @@ async fn a_missing_queue_is_not_retried_not_retryable_and_names_no_account() -> 
 
 #[tokio::test]
 async fn fifo_groups_keep_their_order_across_a_failure() -> Result<()> {
+    tests::needs_emulator!();
     let stack = Stack::deploy("prod-fifo", FIFO_STACK).await?;
     ensure!(stack.output("QUEUE_URL")?.ends_with(".fifo"));
     // The consumer's S3 put of group a's message 1 fails all three SDK
@@ -340,6 +344,7 @@ async fn audit(
 
 #[tokio::test]
 async fn the_audit_counts_duplicates_by_content_and_fails_on_a_planted_one() -> Result<()> {
+    tests::needs_emulator!();
     let stack = Stack::deploy("prod-audit", &[]).await?;
     // Keyed copies sent straight to the queue are one record: the audit passes.
     let body = |k: &str| json!({"idempotencyKey": k, "n": 1}).to_string();
@@ -394,6 +399,7 @@ async fn stored_order(stack: &Stack) -> Result<tests::audit::OrderCheck> {
 #[tokio::test]
 async fn fifo_order_holds_from_request_to_stored_record_and_the_audit_catches_a_planted_swap(
 ) -> Result<()> {
+    tests::needs_emulator!();
     let stack = Stack::deploy("prod-order", FIFO_STACK).await?;
     // In the middle of the request: group a's first call is slow (sent
     // concurrently, its next calls would land first); group b's second call

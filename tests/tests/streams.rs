@@ -24,31 +24,6 @@ use tests::streams::{
     MappingSettings, PutRecord, Streams,
 };
 
-/// Whether the emulator listens. Without it the test is skipped with one
-/// line, unless REQUIRE_EMULATOR=1. (A local check: the shared helper for
-/// this is not in tools yet.)
-fn emulator_or_skip(test: &str) -> Result<bool> {
-    let url = endpoint();
-    let authority = url
-        .split("://")
-        .nth(1)
-        .unwrap_or(&url)
-        .trim_end_matches('/');
-    let up = authority
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
-    if up {
-        return Ok(true);
-    }
-    if std::env::var("REQUIRE_EMULATOR").as_deref() == Ok("1") {
-        bail!("no emulator at {url} and REQUIRE_EMULATOR=1");
-    }
-    eprintln!("skipped {test}: no emulator at {url} (REQUIRE_EMULATOR=1 makes this a failure)");
-    Ok(false)
-}
-
 fn payloads(n: usize, keys: usize) -> Vec<(String, Vec<u8>)> {
     (0..n)
         .map(|i| {
@@ -97,9 +72,7 @@ async fn kinesis_with_double(
 
 #[tokio::test]
 async fn kinesis_records_arrive_base64_one_shard_per_batch_in_sequence_order() -> Result<()> {
-    if !emulator_or_skip("kinesis_records_arrive_base64_one_shard_per_batch_in_sequence_order")? {
-        return Ok(());
-    }
+    tests::needs_emulator!();
     with_streams(async |streams| {
         let records = payloads(24, 6);
         let settings = MappingSettings {
@@ -179,9 +152,7 @@ async fn kinesis_records_arrive_base64_one_shard_per_batch_in_sequence_order() -
 #[tokio::test]
 async fn dynamodb_stream_records_name_the_change_with_keys_and_images() -> Result<()> {
     use aws_sdk_dynamodb::types::{AttributeValue, StreamViewType};
-    if !emulator_or_skip("dynamodb_stream_records_name_the_change_with_keys_and_images")? {
-        return Ok(());
-    }
+    tests::needs_emulator!();
     with_streams(async |streams| {
         let table = streams
             .create_table_with_stream("streams-test", StreamViewType::NewAndOldImages)
@@ -273,9 +244,7 @@ async fn dynamodb_stream_records_name_the_change_with_keys_and_images() -> Resul
 
 #[tokio::test]
 async fn a_function_error_delivers_the_same_batch_again() -> Result<()> {
-    if !emulator_or_skip("a_function_error_delivers_the_same_batch_again")? {
-        return Ok(());
-    }
+    tests::needs_emulator!();
     with_streams(async |streams| {
         let settings = MappingSettings {
             maximum_retry_attempts: 2,
@@ -316,9 +285,7 @@ async fn a_function_error_delivers_the_same_batch_again() -> Result<()> {
 
 #[tokio::test]
 async fn records_before_a_reported_failure_are_not_delivered_again() -> Result<()> {
-    if !emulator_or_skip("records_before_a_reported_failure_are_not_delivered_again")? {
-        return Ok(());
-    }
+    tests::needs_emulator!();
     with_streams(async |streams| {
         // The first answer reports the record {"rec":2} of five; then all is ok.
         let (_, log, put) = kinesis_with_double(
@@ -404,9 +371,7 @@ fn logged(invocations: &[LoggedInvocation], message: &str, field: &str) -> Vec<S
 
 #[tokio::test]
 async fn kinesis_example_stores_each_sensors_readings_once_and_in_order() -> Result<()> {
-    if !emulator_or_skip("kinesis_example_stores_each_sensors_readings_once_and_in_order")? {
-        return Ok(());
-    }
+    tests::needs_emulator!();
     with_streams(async |streams| {
         // 24 good readings of 6 sensors (partition keys) over 2 shards,
         // delivered 5 at a time: several batches per shard.
@@ -480,9 +445,7 @@ async fn kinesis_example_stores_each_sensors_readings_once_and_in_order() -> Res
 
 #[tokio::test]
 async fn kinesis_example_a_batch_whose_first_record_fails_is_delivered_again() -> Result<()> {
-    if !emulator_or_skip("kinesis_example_a_batch_whose_first_record_fails_is_delivered_again")? {
-        return Ok(());
-    }
+    tests::needs_emulator!();
     with_streams(async |streams| {
         // One sensor: its first reading is out of range, so nothing of the
         // batch succeeds and the example fails the invocation
@@ -560,9 +523,7 @@ async fn kinesis_example_a_batch_whose_first_record_fails_is_delivered_again() -
 #[tokio::test]
 async fn dynamodb_example_handles_each_accounts_changes_in_order() -> Result<()> {
     use aws_sdk_dynamodb::types::{AttributeValue, StreamViewType};
-    if !emulator_or_skip("dynamodb_example_handles_each_accounts_changes_in_order")? {
-        return Ok(());
-    }
+    tests::needs_emulator!();
     with_streams(async |streams| {
         let table = streams
             .create_table_with_stream("streams-example", StreamViewType::NewAndOldImages)

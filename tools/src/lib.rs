@@ -51,6 +51,47 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// Whether the emulator answers its health check at [`endpoint`].
+pub async fn emulator_reachable() -> bool {
+    reqwest::Client::new()
+        .get(format!("{}/_ministack/health", endpoint()))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+/// True when a test that needs the emulator should pass without running:
+/// none answers and `REQUIRE_EMULATOR` is not `1` (`make test` sets it, so
+/// there a dead emulator fails the test in [`Stack::deploy`] instead). Says so
+/// once per `cargo test` run, on stderr past the test harness's capture: the
+/// first test binary to skip leaves a marker named after the parent process
+/// (cargo) in `marker_dir`, and the others stay quiet.
+pub async fn skip_without_emulator(marker_dir: &std::path::Path) -> bool {
+    if std::env::var("REQUIRE_EMULATOR").is_ok_and(|v| v == "1") || emulator_reachable().await {
+        return false;
+    }
+    let marker = marker_dir.join(format!(
+        "e2e-skipped-{}",
+        std::os::unix::process::parent_id()
+    ));
+    let first = std::fs::create_dir_all(marker_dir).is_ok()
+        && std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(marker)
+            .is_ok();
+    if first {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipping the end-to-end tests: no emulator at {}; `make test` starts one and runs them",
+            endpoint()
+        );
+    }
+    true
+}
+
 /// A short random suffix for resource names.
 pub fn unique(prefix: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
@@ -99,15 +140,11 @@ impl Stack {
     /// `make up` uses.
     pub async fn deploy(prefix: &str, overrides: &[(&str, &str)]) -> Result<Self> {
         let root = repo_root();
-        let health = format!("{}/_ministack/health", endpoint());
-        let reachable = reqwest::Client::new()
-            .get(&health)
-            .timeout(Duration::from_secs(3))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if !reachable {
-            bail!("the emulator is not reachable at {health}; run the tests with `make test`, which starts it");
+        if !emulator_reachable().await {
+            bail!(
+                "the emulator is not reachable at {}; run the tests with `make test`, which starts it",
+                endpoint()
+            );
         }
         for zip in ["consumer", "producer"] {
             let path = root.join(format!(".local/dist/{zip}.zip"));
