@@ -2,7 +2,7 @@
 SHELL := bash
 
 .DEFAULT_GOAL := help
-.PHONY: help up down status test smoke unit fmt lint audit check-infra package deploy bench bench-quick fuzz load soak
+.PHONY: semver help up down status test smoke unit fmt lint audit check-infra package deploy bench bench-quick fuzz load soak
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -63,6 +63,9 @@ bench-quick: ## The same in a few minutes (3 memory sizes, fewer repetitions); w
 
 fuzz: ## Run every cargo-fuzz target (FUZZ_SECONDS each, default 30)
 	fuzz/run.sh $(or $(FUZZ_SECONDS),30)
+
+semver: ## lambda-batch's public API against the previous commit (cargo-semver-checks, installed once)
+	lambda-batch/semver.sh
 
 audit: ## Reconcile a run with the stack: make audit LEDGER=k6/results/<run>-ledger.jsonl
 	cargo run -q -p tools --bin audit -- --ledger "$(LEDGER)"
