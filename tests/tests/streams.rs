@@ -13,12 +13,10 @@
 //! `dynamodb_with_several_failures_the_lowest_sequence_number_is_the_checkpoint`, ...).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
-use tests::endpoint;
 use tests::streams::{
     compare_sequence_numbers, with_streams, DoubleLog, Invocation, KinesisStream, LoggedInvocation,
     MappingSettings, PutRecord, Streams,
