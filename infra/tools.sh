@@ -14,6 +14,16 @@ log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 warn() { printf '\033[1;33mwarn:\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
+# A step of a long script (tests/run.sh, tests/smoke.sh): its name, the
+# seconds since the start and the CPU time used so far (user and system, of
+# the processes this script waited for): on a shared machine the CPU time
+# shows what a step costs whatever the load.
+step() {
+  local cpu # CPU seconds of the processes this shell waited for (cutime + cstime)
+  cpu="$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.0f", ($16 + $17) / hz}' "/proc/$$/stat" 2>/dev/null)" || cpu="?"
+  printf '\n\033[1;32m### %s\033[0m (%s s; %s CPU s)\n' "$*" "$SECONDS" "$cpu" >&2
+}
+
 sha256_file() { python3 -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1"; }
 
 # Run "$@" for at most $1 seconds where timeout(1) exists (GNU coreutils);

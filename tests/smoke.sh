@@ -9,15 +9,6 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../infra/local/lib.sh"
 cd "$REPO"
 
-# Each step says the seconds since the start and the CPU time used so far
-# (user and system, of the processes this script waited for): on a shared
-# machine the CPU time shows what a step costs whatever the load.
-step() {
-  local cpu # CPU seconds of the processes this shell waited for (cutime + cstime)
-  cpu="$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.0f", ($16 + $17) / hz}' "/proc/$$/stat" 2>/dev/null)" || cpu="?"
-  printf '\n\033[1;32m### %s\033[0m (%s s; %s CPU s)\n' "$*" "$SECONDS" "$cpu" >&2
-}
-
 step "toolchain (.venv: emulator, aws cli, k6)"
 bash infra/local/venv.sh
 
