@@ -14,11 +14,11 @@ TOOLS="${SEMVER_TOOLS_DIR:-$HOME/.cache/sqs-pipeline/tools}"
 export PATH="$TOOLS/bin:$PATH"
 if [[ "$(cargo-semver-checks --version 2>/dev/null)" != *"$VERSION"* ]]; then
   echo "installing cargo-semver-checks $VERSION into $TOOLS (once; several minutes)" >&2
-  cargo install --quiet --locked --version "$VERSION" --root "$TOOLS" cargo-semver-checks
+  cargo install --locked --version "$VERSION" --root "$TOOLS" cargo-semver-checks
 fi
 base="${BASE:-HEAD~1}"
 if ! git cat-file -e "$base:lambda-batch/Cargo.toml" 2>/dev/null; then
-  echo "$base has no lambda-batch: nothing to compare with" >&2
+  echo "$base is not in this clone (a shallow one?) or has no lambda-batch: nothing to compare with" >&2
   exit 0
 fi
 cargo semver-checks --package lambda-batch --baseline-rev "$base"
