@@ -22,7 +22,8 @@
 #   backlog may grow by the larger of the two over a step);
 #   CEILING_SECONDS [10/2]; E2E_RATE [2/1], E2E_BATCH [1], E2E_DURATION
 #   [20s/5s], E2E_TIMEOUT [30s/20s], E2E_P95_MS [5000]; DRAIN_TIMEOUT [120/45]
-#   seconds to wait for the queue to empty; RUN_ID [load-<stamp>].
+#   seconds to wait for the queue to empty; RUN_ID [load-<stamp>];
+#   CEILING_BIN [built here, local profile] a ceiling binary to use instead.
 # Brings the stack up with infra/local/up.sh when .local/outputs.env is
 # missing or the producer's /health does not answer. Never stops it.
 # Exit status: 0 when a step was held, the e2e thresholds held and every
@@ -94,8 +95,8 @@ log "waiting for the queue to be empty before starting (at most ${DRAIN_TIMEOUT}
 # third of the rate on this machine).
 log "the emulator's own ceiling for the same calls (SendMessageBatch + PutObject + BatchWriteItem straight from one process, ${CEILING_SECONDS}s)"
 ceiling=""
-if (cd "$REPO" && cargo build -q --profile local -p tools --bin ceiling); then
-  ceiling_out="$("$(cargo_target_dir)/local/ceiling" --outputs "$OUTPUTS_FILE" --seconds "$CEILING_SECONDS")" \
+if [[ -n "${CEILING_BIN:-}" ]] || (cd "$REPO" && cargo build -q --profile local -p tools --bin ceiling); then
+  ceiling_out="$("${CEILING_BIN:-$(cargo_target_dir)/local/ceiling}" --outputs "$OUTPUTS_FILE" --seconds "$CEILING_SECONDS")" \
     || warn "could not measure the emulator's ceiling"
   echo "${ceiling_out:-}" | sed 's/^/    /' >&2
   ceiling="$(sed -n 's/^ceiling_messages_per_second=//p' <<<"${ceiling_out:-}")"

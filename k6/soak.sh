@@ -23,7 +23,8 @@
 # Env: QUEUE_TYPE [standard|fifo], DURATION, RATE, BATCH, GROUPS_PER_VU,
 # GROUP_REQUESTS, RESENDS (see soak.js), POISON_RATE [0.01], FAULT_RATE [0.01]
 # (share of each faulted operation's calls, per kind of fault),
-# STACK_NAME [soak-<stamp>], AUDIT_WAIT [180].
+# STACK_NAME [soak-<stamp>], AUDIT_WAIT [180], FAULT_PROXY_BIN [built here,
+# dev profile] a fault-proxy binary to use instead.
 # It deploys its own stack (with a reject marker and the shortest visibility
 # timeout AWS would accept, 18 s = 6 x a 3 s function timeout, so poison
 # reaches the DLQ in about 90 s, within AUDIT_WAIT), routes both functions
@@ -81,10 +82,9 @@ set -a
 set +a
 
 log "starting the fault proxy (each kind of fault hits ${FAULT_RATE} of its operation's calls)"
-(cd "$REPO" && cargo build -q -p tools --bin fault-proxy)
-target_dir="$(cargo_target_dir)"
+[[ -n "${FAULT_PROXY_BIN:-}" ]] || (cd "$REPO" && cargo build -q -p tools --bin fault-proxy)
 proxy_log="$LOCAL_DIR/fault-proxy-$STACK_NAME.log"
-"$target_dir/debug/fault-proxy" --upstream "$ENDPOINT" --seconds 7200 \
+"${FAULT_PROXY_BIN:-$(cargo_target_dir)/debug/fault-proxy}" --upstream "$ENDPOINT" --seconds 7200 \
   --fault "s3-put:slowdown:$FAULT_RATE" \
   --fault "s3-put:reset:$FAULT_RATE" \
   --fault "s3-put:stall:$FAULT_RATE" \

@@ -12,16 +12,17 @@ cd "$REPO"
 step "toolchain (.venv: emulator, aws cli, k6)"
 bash infra/local/venv.sh
 
-# The binaries the smokes run. The Lambdas are make test's dev build (after
-# make test this is a no-op): the smokes check that the tools work, and their
-# figures are not judged (`make bench` and `make load` build optimised ones).
-# The fault proxy and the ceiling are built as k6/load.sh builds its ceiling,
-# `-p tools` in the local profile, so that build is shared; a build of
-# consumer and producer in the local profile would compile the AWS SDK once
-# more (cargo unifies features per invocation, and those differ).
-step "builds: the dev-profile Lambda zips of make test, the local-profile tools"
+# The binaries the smokes run, all from make test's one dev build of the
+# workspace (after make test this is a no-op): the Lambdas, the fault proxy
+# and the ceiling. The smokes check that the tools work, and their figures
+# are not judged (`make bench` and `make load` build optimised ones). Any
+# other build (`-p tools` alone, or the local profile) would compile the AWS
+# SDK once more, since cargo unifies features per invocation: 7 min 50 s of
+# a cold CI run on the 2-vCPU VM (2026-12-02).
+step "build: the dev-profile Lambda zips and tools of make test"
 CARGO_PROFILE=dev CARGO_BUILD_FLAGS="--locked --workspace --all-targets" bash infra/local/build.sh
-cargo build --locked --quiet --profile local -p tools --bin fault-proxy --bin ceiling
+debug_dir="$(cargo_target_dir)/debug"
+export FAULT_PROXY_BIN="$debug_dir/fault-proxy" CEILING_BIN="$debug_dir/ceiling"
 
 # Every check of `make check-infra`: the cheap ones make test runs too
 # (uv.lock, cfn-lint, least privilege), and sam validate, checkov and cargo
@@ -33,8 +34,8 @@ step "fuzz smoke: every cargo-fuzz target for a few seconds"
 fuzz/run.sh "${FUZZ_SECONDS:-5}"
 
 step "bench smoke: Rust, Python and Node consumers through the Runtime API harness"
-export BENCH_RUST_BOOTSTRAP="${BENCH_RUST_BOOTSTRAP:-$(cargo_target_dir)/debug/consumer}"
-export BENCH_PROXY_BIN="${BENCH_PROXY_BIN:-$(cargo_target_dir)/local/fault-proxy}"
+export BENCH_RUST_BOOTSTRAP="${BENCH_RUST_BOOTSTRAP:-$debug_dir/consumer}"
+export BENCH_PROXY_BIN="${BENCH_PROXY_BIN:-$FAULT_PROXY_BIN}"
 # The smoke runs every function under a CPU quota (512 MB) too; as root the
 # quota must be set (a cgroup cpu controller is there), elsewhere the run
 # says it skipped it.
