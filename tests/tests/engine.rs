@@ -3,7 +3,7 @@
 //! fault proxy.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use serde_json::json;
@@ -31,6 +31,11 @@ async fn a_stalled_put_fails_only_its_message_and_the_others_are_stored() -> Res
     // Timeout 5 s: the margin is 500 ms, so the engine stops waiting 250 ms
     // before the deadline. One PutObject never answers; the SDK's attempt
     // timeout (2 s) retries it into the same stall, and the engine cuts it off.
+    // The emulator enforces the timeout as Lambda does (the process is
+    // killed and the invoke fails with Sandbox.Timedout, which
+    // `invoke_consumer` returns as an error), so a partial batch response
+    // is the proof that the answer came in time. A clock around the Invoke
+    // call would also count the emulator starting the process.
     let stack = Stack::deploy(
         "engine-stall",
         &[("QueueVisibilityTimeout", "30"), ("ConsumerTimeout", "5")],
@@ -46,9 +51,7 @@ async fn a_stalled_put_fails_only_its_message_and_the_others_are_stored() -> Res
     batch[3].1 = json!({"test": "stall", "note": "stall-me"}).to_string();
     let stalled = batch[3].0.clone();
 
-    let started = Instant::now();
     let response = stack.invoke_consumer(&sqs_event(&batch)).await?;
-    let took = started.elapsed();
 
     let failed = reported_failures(&response)?;
     ensure!(
@@ -67,10 +70,6 @@ async fn a_stalled_put_fails_only_its_message_and_the_others_are_stored() -> Res
             stored.contains(id)
         );
     }
-    ensure!(
-        took < Duration::from_secs(5),
-        "answered within the timeout, took {took:?}"
-    );
     Ok(())
 }
 
