@@ -75,17 +75,7 @@ step "infra checks: uv.lock, cfn-lint, least privilege"
 bash infra/check.sh uv-lock cfn-lint least-privilege
 
 step "emulator"
-started_here=0
-if ! emulator_healthy; then
-  bash infra/local/emulator.sh start
-  started_here=1
-fi
-cleanup() {
-  if [[ "$started_here" == 1 ]]; then
-    bash infra/local/emulator.sh stop || true
-  fi
-}
-trap cleanup EXIT
+emulator_while_running
 
 step "unit and end-to-end tests"
 # REQUIRE_EMULATOR=1: an end-to-end test that finds no emulator fails here

@@ -47,17 +47,7 @@ quota_flag=""; [ "$(id -u)" -eq 0 ] && quota_flag="--require-quota"
 (cd bench/node && node --test --test-reporter=dot)
 
 step "emulator"
-started_here=0
-if ! emulator_healthy; then
-  bash infra/local/emulator.sh start
-  started_here=1
-fi
-cleanup() {
-  if [[ "$started_here" == 1 ]]; then
-    bash infra/local/emulator.sh stop || true
-  fi
-}
-trap cleanup EXIT
+emulator_while_running
 
 step "load smoke: the ramp's unit tests, then a 3-step k6 ramp, e2e and the emulator's ceiling against a stack of its own"
 .venv/bin/python k6/test_ramp.py -q

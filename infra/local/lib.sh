@@ -47,3 +47,12 @@ emulator_healthy() {
 require_emulator() {
   emulator_healthy || die "emulator not reachable at $ENDPOINT; run infra/local/emulator.sh start"
 }
+
+# For a script that needs the emulator only while it runs (tests/run.sh,
+# tests/smoke.sh): start one unless one answers on MINISTACK_PORT, and stop
+# it when the script exits, if it was started here. Sets the EXIT trap.
+emulator_while_running() {
+  emulator_healthy && return 0
+  bash "$REPO/infra/local/emulator.sh" start
+  trap 'bash "$REPO/infra/local/emulator.sh" stop || true' EXIT
+}
